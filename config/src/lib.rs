@@ -11,7 +11,9 @@ pub mod model;
 mod secret;
 
 pub use duration::HumanDuration;
-pub use load::{ConfigError, ConfigPath, Issue, Loaded, Position, Segment, json_schema, load_file, load_str};
+pub use load::{
+    ConfigError, ConfigPath, Issue, Loaded, Position, Segment, json_schema, load_file, load_str,
+};
 pub use model::Config;
 pub use secret::{Secret, SecretError, SecretSource};
 

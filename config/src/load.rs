@@ -67,7 +67,8 @@ impl fmt::Display for ConfigPath {
                         f.write_str(".")?;
                     }
                     let bare = !k.is_empty()
-                        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                        && k.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     if bare {
                         f.write_str(k)?;
                     } else {
@@ -104,7 +105,11 @@ pub struct Issue {
 impl fmt::Display for Issue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.position {
-            Some(p) => write!(f, "line {}:{}: {}: {}", p.line, p.column, self.path, self.message),
+            Some(p) => write!(
+                f,
+                "line {}:{}: {}: {}",
+                p.line, p.column, self.path, self.message
+            ),
             None => write!(f, "{}: {}", self.path, self.message),
         }
     }
@@ -296,7 +301,10 @@ fn value_to_json(value: &toml_edit::Value, path: &ConfigPath, spans: &mut Spans)
             let mut map = Map::new();
             for (key, v) in t.iter() {
                 let child = path.key(key);
-                let span = t.key(key).and_then(toml_edit::Key::span).or_else(|| v.span());
+                let span = t
+                    .key(key)
+                    .and_then(toml_edit::Key::span)
+                    .or_else(|| v.span());
                 if let Some(span) = span {
                     spans.0.insert(child.clone(), span);
                 }
@@ -383,7 +391,9 @@ fn schema_issues(e: &jsonschema::ValidationError<'_>) -> Vec<Issue> {
             .map(|key| issue(path.key(key), "unknown field".to_owned()))
             .collect(),
         ValidationErrorKind::Required { property } => {
-            let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
+            let name = property
+                .as_str()
+                .map_or_else(|| property.to_string(), str::to_owned);
             vec![issue(path.key(&name), "missing required field".to_owned())]
         }
         // `Option<Table>` fields are `anyOf: [table, null]`; TOML has no null, so the errors
@@ -513,11 +523,19 @@ fn semantic_checks(config: &Config, errors: &mut Vec<Issue>, warnings: &mut Vec<
     let secrets = [
         (
             ConfigPath::of(&["store", "postgres", "password"]),
-            config.store.postgres.as_ref().and_then(|p| p.password.as_ref()),
+            config
+                .store
+                .postgres
+                .as_ref()
+                .and_then(|p| p.password.as_ref()),
         ),
         (
             ConfigPath::of(&["bus", "kafka", "sasl_password"]),
-            config.bus.kafka.as_ref().and_then(|k| k.sasl_password.as_ref()),
+            config
+                .bus
+                .kafka
+                .as_ref()
+                .and_then(|k| k.sasl_password.as_ref()),
         ),
     ];
     for (path, secret) in secrets {

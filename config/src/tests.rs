@@ -30,7 +30,10 @@ fn shipped_production_example_is_valid() {
 
 #[test]
 fn an_empty_file_means_all_defaults() {
-    assert_eq!(load_str("", "empty.toml").unwrap().config, Config::default());
+    assert_eq!(
+        load_str("", "empty.toml").unwrap().config,
+        Config::default()
+    );
 }
 
 #[test]
@@ -173,7 +176,10 @@ fn a_syntax_error_names_its_line() {
 fn enum_values_list_the_choices() {
     let got = issues("[bus]\nbackend = \"rabbitmq\"\n");
     assert_eq!(got.len(), 1);
-    assert!(got[0].2.contains("embedded") && got[0].2.contains("kafka"), "{got:?}");
+    assert!(
+        got[0].2.contains("embedded") && got[0].2.contains("kafka"),
+        "{got:?}"
+    );
 }
 
 #[test]
@@ -194,5 +200,8 @@ fn the_schema_documents_every_field() {
     }
     let mut missing = Vec::new();
     walk(&crate::json_schema(), "Config", &mut missing);
-    assert!(missing.is_empty(), "fields without a doc comment: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "fields without a doc comment: {missing:?}"
+    );
 }
