@@ -1,0 +1,271 @@
+//! ledgerbridge's own state, through diesel: an SQLite file for the embedded default, PostgreSQL
+//! in production. One set of queries serves both ([`AnyConnection`]); each backend has its own
+//! migrations (`migrations/sqlite`, `migrations/postgres`), applied when the store opens.
+//!
+//! Durability promise: every method returns after its transaction committed (SQLite in WAL mode
+//! with `synchronous = FULL`; PostgreSQL's commit). Methods block; call them from
+//! `spawn_blocking` (or actix's `web::block`) in async code.
+
+mod schema;
+mod tokens;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub use tokens::{Role, TokenInfo, hash_token};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either backend; queries written once run on both.
+#[allow(missing_debug_implementations)] // diesel's connections are not `Debug`
+#[derive(diesel::MultiConnection)]
+pub enum AnyConnection {
+    /// Production store.
+    Postgresql(diesel::PgConnection),
+    /// Embedded store.
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or opened.
+    #[error("cannot connect to the {backend} store: {reason}")]
+    Connect {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What the driver said.
+        reason: String,
+    },
+    /// A schema migration failed; the store is left as the last successful migration made it.
+    #[error("migrating the {backend} store failed: {reason}")]
+    Migrate {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// What failed.
+        reason: String,
+    },
+    /// A query failed.
+    #[error("store query failed while {action}: {source}")]
+    Query {
+        /// What was being done.
+        action: &'static str,
+        /// The driver's error.
+        source: diesel::result::Error,
+    },
+    /// No connection became free in time.
+    #[error("no store connection available: {0}")]
+    Pool(String),
+}
+
+/// Result alias for store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(crate) fn query_err(action: &'static str) -> impl FnOnce(diesel::result::Error) -> StoreError {
+    move |source| StoreError::Query { action, source }
+}
+
+/// The store: a connection pool over one backend.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool<ConnectionManager<AnyConnection>>,
+    backend: &'static str,
+    description: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
+        if let AnyConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Opens (creating when missing) the SQLite store at `path` and applies pending migrations.
+    ///
+    /// # Errors
+    /// The file cannot be opened or a migration fails.
+    pub fn open_sqlite(path: &Path) -> Result<Self> {
+        let connect = |reason: String| StoreError::Connect {
+            backend: "sqlite",
+            reason,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| connect(format!("{}: {e}", parent.display())))?;
+        }
+        let url = path
+            .to_str()
+            .ok_or_else(|| connect("path is not UTF-8".into()))?;
+        let manager = ConnectionManager::<AnyConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(4)
+            .connection_customizer(Box::new(SqlitePragmas))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| connect(format!("{}: {e}", path.display())))?;
+        let store = Self {
+            pool,
+            backend: "sqlite",
+            description: format!("sqlite {}", path.display()),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// Connects to PostgreSQL at `url` (the password already merged in by the caller, never
+    /// logged) and applies pending migrations.
+    ///
+    /// # Errors
+    /// The server cannot be reached in `connect_timeout`, refuses the login, or a migration fails.
+    pub fn open_postgres(url: &str, pool_size: u32, connect_timeout: Duration) -> Result<Self> {
+        let manager = ConnectionManager::<AnyConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(connect_timeout)
+            .build(manager)
+            .map_err(|e| StoreError::Connect {
+                backend: "postgres",
+                reason: e.to_string(),
+            })?;
+        let store = Self {
+            pool,
+            backend: "postgres",
+            description: format!("postgres {}", redact_url(url)),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// `sqlite` or `postgres`.
+    #[must_use]
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    pub(crate) fn conn(&self) -> Result<PooledConnection<ConnectionManager<AnyConnection>>> {
+        self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut conn = self.conn()?;
+        let backend = self.backend;
+        let fail = |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migrate {
+            backend,
+            reason: e.to_string(),
+        };
+        let applied = match &mut *conn {
+            AnyConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(fail)?
+                .len(),
+            AnyConnection::Postgresql(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map_err(fail)?
+                .len(),
+        };
+        if applied > 0 {
+            tracing::info!(backend, applied, "store migrations applied");
+        }
+        Ok(())
+    }
+
+    /// Runs a trivial query; `Ok` carries a one-line description for the health report.
+    ///
+    /// # Errors
+    /// The database does not answer.
+    pub fn health(&self) -> Result<String> {
+        let mut conn = self.conn()?;
+        diesel::sql_query("SELECT 1")
+            .execute(&mut *conn)
+            .map_err(query_err("checking health"))?;
+        Ok(self.description.clone())
+    }
+
+    /// Reads a node setting.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn meta(&self, key: &str) -> Result<Option<String>> {
+        use schema::node_meta::dsl;
+        let mut conn = self.conn()?;
+        dsl::node_meta
+            .filter(dsl::key.eq(key))
+            .select(dsl::value)
+            .first::<String>(&mut *conn)
+            .optional()
+            .map_err(query_err("reading a node setting"))
+    }
+
+    /// Writes a node setting, replacing the old value.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+        use schema::node_meta::dsl;
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        conn.transaction(|c| {
+            let updated = diesel::update(dsl::node_meta.filter(dsl::key.eq(key)))
+                .set((dsl::value.eq(value), dsl::updated_at_ms.eq(now)))
+                .execute(c)?;
+            if updated == 0 {
+                diesel::insert_into(dsl::node_meta)
+                    .values((
+                        dsl::key.eq(key),
+                        dsl::value.eq(value),
+                        dsl::updated_at_ms.eq(now),
+                    ))
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+        .map_err(query_err("writing a node setting"))
+    }
+}
+
+/// Hides the password of a connection URL, for messages and logs.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
