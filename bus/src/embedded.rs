@@ -685,6 +685,22 @@ impl Bus for EmbeddedLog {
         }))
     }
 
+    async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Delivered>> {
+        validate_topic_name(topic)?;
+        if partition != 0 {
+            return Ok(Vec::new());
+        }
+        let topic = topic.to_owned();
+        self.blocking(move |log| log.read_blocking(&topic, from, max))
+            .await
+    }
+
     async fn end_offset(&self, topic: &str, _partition: i32) -> Result<u64> {
         Ok(self
             .topic(topic, false)?

@@ -94,6 +94,19 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     /// Invalid topic names, or the storage/broker failing.
     async fn subscribe(&self, group: &str, topics: &[String]) -> Result<Box<dyn Consumer>>;
 
+    /// Reads up to `max` records of `topic`'s `partition` from offset `from`, outside any consumer
+    /// group (for the API, provenance look-ups and audits).
+    ///
+    /// # Errors
+    /// Invalid topic name, or the storage/broker failing.
+    async fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Delivered>>;
+
     /// The offset the next record of `topic`'s `partition` will get (0 for an unknown topic).
     ///
     /// # Errors

@@ -60,6 +60,13 @@ async fn records_come_back_in_order_with_offsets_across_segments_and_restarts() 
         assert_eq!(d.offset, i as u64);
         assert_eq!(d.record, rec(i as u64));
     }
+    let middle = log.read("raw.his", 0, 11, 3).await.unwrap();
+    assert_eq!(
+        middle.iter().map(|d| d.offset).collect::<Vec<_>>(),
+        vec![11, 12, 13]
+    );
+    assert!(log.read("raw.his", 0, 25, 3).await.unwrap().is_empty());
+    assert!(log.read("unknown", 0, 0, 3).await.unwrap().is_empty());
     let next = log.publish("raw.his", vec![rec(25)]).await.unwrap();
     assert_eq!(next[0].offset, 25);
 }

@@ -1,0 +1,128 @@
+//! The HTTP API of a ledgerbridge node.
+//!
+//! Every handler carries `#[utoipa::path]` and is mounted through `utoipa-actix-web`, so the
+//! OpenAPI document (`GET /api/v1/openapi.json`) is generated from exactly the routes that are
+//! served; `tests/openapi.json` pins it, so every change to the API is a visible diff.
+//! Errors use one envelope ([`error::ErrorBody`]); authorisation is the [`auth::Admin`]
+//! extractor.
+
+pub mod auth;
+pub mod error;
+mod health;
+mod system;
+mod ui;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{App, HttpResponse, web};
+use ledgerbridge_bus::Bus;
+use ledgerbridge_store::Store;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa_actix_web::AppExt;
+
+pub use health::{
+    BusHealth, ComponentHealth, ComponentState, HealthCheck, HealthReport, StoreHealth,
+};
+
+use error::{ApiError, ErrorCode};
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    /// This node's id (`node.id`).
+    pub node_id: String,
+    /// The store.
+    pub store: Store,
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// Name of the topic that records what the node itself does (`<prefix>system`).
+    pub system_topic: String,
+    /// Components reported by `/api/v1/health`, in order.
+    pub components: Vec<Arc<dyn HealthCheck>>,
+    /// When the node started.
+    pub started: Instant,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ledgerbridge API",
+        description = "Connectors, mappings, ledger, monitoring and proofs of a ledgerbridge node. \
+                       Errors always use the `ErrorBody` envelope; codes map to statuses as documented on `ErrorCode`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(error::ErrorBody, error::ErrorDetail, error::ErrorCode))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// Mounts every API route; used by the server and to generate the OpenAPI document.
+pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(health::get_health)
+        .service(system::get_whoami)
+        .service(system::list_system_events);
+}
+
+/// The OpenAPI 3.1 document of the API.
+#[must_use]
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
+    api
+}
+
+/// Builds the actix application around shared state: the API, the OpenAPI document, the admin
+/// UI, and JSON errors for everything else.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let (app, api) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .app_data(state)
+        .app_data(web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::new(ErrorCode::BadRequest, format!("query string: {e}")).into()
+        }))
+        .app_data(web::JsonConfig::default().error_handler(|e, _| {
+            ApiError::new(ErrorCode::BadRequest, format!("request body: {e}")).into()
+        }))
+        .configure(routes)
+        .split_for_parts();
+    let api = Arc::new(api);
+    app.route(
+        "/api/v1/openapi.json",
+        web::get().to(move || {
+            let api = Arc::clone(&api);
+            async move { HttpResponse::Ok().json(&*api) }
+        }),
+    )
+    .configure(ui::routes)
+    .default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::new(ErrorCode::NotFound, "no such route"))
+    }))
+}

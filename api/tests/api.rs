@@ -1,0 +1,243 @@
+//! The API against a real SQLite store and a real embedded log.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{http::StatusCode, test, web};
+use async_trait::async_trait;
+use ledgerbridge_api::{AppState, BusHealth, HealthCheck, StoreHealth, app};
+use ledgerbridge_bus::{Bus, EmbeddedLog, EmbeddedLogOptions, Record};
+use ledgerbridge_store::{Role, Store};
+use serde_json::Value;
+
+struct Node {
+    _dir: tempfile::TempDir,
+    state: web::Data<AppState>,
+    token: String,
+}
+
+fn node_with(extra: Vec<Arc<dyn HealthCheck>>) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("s.sqlite3")).unwrap();
+    let bus: Arc<dyn Bus> =
+        Arc::new(EmbeddedLog::open(dir.path().join("log"), EmbeddedLogOptions::default()).unwrap());
+    let (token, _) = store.create_token("admin (test)", Role::Admin).unwrap();
+    let mut components: Vec<Arc<dyn HealthCheck>> = vec![
+        Arc::new(StoreHealth(store.clone())),
+        Arc::new(BusHealth(Arc::clone(&bus))),
+    ];
+    components.extend(extra);
+    let state = web::Data::new(AppState {
+        node_id: "test-node".into(),
+        store,
+        bus,
+        system_topic: "system".into(),
+        components,
+        started: Instant::now(),
+    });
+    Node {
+        _dir: dir,
+        state,
+        token,
+    }
+}
+
+async fn call(node: &Node, req: test::TestRequest) -> (StatusCode, Value) {
+    let service = test::init_service(app(node.state.clone())).await;
+    let response = test::call_service(&service, req.to_request()).await;
+    let status = response.status();
+    let body = test::read_body(response).await;
+    let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (status, json)
+}
+
+fn assert_error(body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+}
+
+#[actix_web::test]
+async fn health_names_every_component() {
+    let node = node_with(vec![]);
+    let (status, body) = call(&node, test::TestRequest::get().uri("/api/v1/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "up");
+    assert_eq!(body["node"], "test-node");
+    let names: Vec<&str> = body["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["api", "store", "bus"]);
+    assert!(
+        body["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["state"] == "up")
+    );
+    assert!(
+        body["components"][1]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("sqlite ")
+    );
+}
+
+#[derive(Debug)]
+struct Broken;
+
+#[async_trait]
+impl HealthCheck for Broken {
+    fn name(&self) -> &str {
+        "mapper"
+    }
+    async fn check(&self) -> Result<String, String> {
+        Err("consumer group lost".into())
+    }
+}
+
+#[actix_web::test]
+async fn health_is_503_with_the_reason_when_a_component_is_down() {
+    let node = node_with(vec![Arc::new(Broken)]);
+    let (status, body) = call(&node, test::TestRequest::get().uri("/api/v1/health")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["status"], "down");
+    assert_eq!(body["components"][3]["state"], "down");
+    assert_eq!(body["components"][3]["detail"], "consumer group lost");
+}
+
+#[actix_web::test]
+async fn a_token_is_required_and_checked() {
+    let node = node_with(vec![]);
+    let (status, body) = call(&node, test::TestRequest::get().uri("/api/v1/whoami")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(&body, "unauthorized");
+    let (status, body) = call(
+        &node,
+        test::TestRequest::get()
+            .uri("/api/v1/whoami")
+            .insert_header(("Authorization", "Bearer lbt_wrong")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(&body, "unauthorized");
+    let (status, body) = call(
+        &node,
+        test::TestRequest::get()
+            .uri("/api/v1/whoami")
+            .insert_header(("Authorization", "Basic abc")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_error(&body, "unauthorized");
+    let (status, body) = call(
+        &node,
+        test::TestRequest::get()
+            .uri("/api/v1/whoami")
+            .insert_header(("Authorization", format!("Bearer {}", node.token))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["name"], "admin (test)");
+}
+
+#[actix_web::test]
+async fn system_events_page_through_the_system_topic() {
+    let node = node_with(vec![]);
+    for i in 0..3 {
+        let record = Record::new(None, format!("{{\"n\":{i}}}").into_bytes())
+            .with_header("type", "node.started");
+        node.state
+            .bus
+            .publish("system", vec![record])
+            .await
+            .unwrap();
+    }
+    let auth = ("Authorization", format!("Bearer {}", node.token));
+    let (status, body) = call(
+        &node,
+        test::TestRequest::get()
+            .uri("/api/v1/system/events?from=1&limit=1")
+            .insert_header(auth.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["events"][0]["offset"], 1);
+    assert_eq!(body["events"][0]["type"], "node.started");
+    assert_eq!(body["events"][0]["data"]["n"], 1);
+    assert_eq!(body["next"], 2);
+    assert_eq!(body["end"], 3);
+
+    for bad in ["limit=0", "limit=5000", "limit=abc", "from=-1"] {
+        let (status, body) = call(
+            &node,
+            test::TestRequest::get()
+                .uri(&format!("/api/v1/system/events?{bad}"))
+                .insert_header(auth.clone()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_error(&body, "bad_request");
+    }
+}
+
+#[actix_web::test]
+async fn unknown_routes_get_the_error_envelope() {
+    let node = node_with(vec![]);
+    let (status, body) = call(&node, test::TestRequest::get().uri("/api/v1/nope")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_error(&body, "not_found");
+}
+
+#[actix_web::test]
+async fn the_admin_ui_and_the_openapi_document_are_served() {
+    let node = node_with(vec![]);
+    let service = test::init_service(app(node.state.clone())).await;
+    let response =
+        test::call_service(&service, test::TestRequest::get().uri("/").to_request()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+    assert!(html.contains("<title>ledgerbridge</title>"));
+    let (status, body) = call(&node, test::TestRequest::get().uri("/api/v1/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        serde_json::to_value(ledgerbridge_api::openapi()).unwrap()
+    );
+}
+
+/// The OpenAPI document is pinned: a change to the API shows up as a diff of
+/// `api/tests/openapi.json`. Regenerate with `UPDATE_SNAPSHOTS=1 cargo test -p ledgerbridge-api`.
+#[actix_web::test]
+async fn openapi_document_matches_the_snapshot() {
+    let generated = serde_json::to_string_pretty(&ledgerbridge_api::openapi()).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/openapi.json");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let pinned = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        pinned == generated,
+        "the API changed: review and run `UPDATE_SNAPSHOTS=1 cargo test -p ledgerbridge-api`\n{generated}"
+    );
+    let doc: Value = serde_json::from_str(&generated).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str().unwrap_or_default();
+            let verb = id.split('_').next().unwrap_or_default();
+            assert!(
+                ["get", "list", "create", "update", "delete", "set"].contains(&verb)
+                    && id.contains('_'),
+                "{method} {path}: operation id `{id}` is not verb_resource"
+            );
+        }
+    }
+}
