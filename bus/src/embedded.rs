@@ -714,7 +714,7 @@ impl Bus for EmbeddedLog {
             .await
             .map_err(|e| BusError::Corrupt(e.to_string()))??;
         Ok(format!(
-            "embedded log at {} ({} topics)",
+            "embedded log at {}, topics: {}",
             dir.display(),
             lock(&self.inner.topics).len()
         ))

@@ -13,6 +13,7 @@
 //!   redelivery (at-least-once), never loss. Stages make redelivery harmless by being idempotent.
 
 mod embedded;
+mod kafka;
 mod record;
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use embedded::{EmbeddedLog, EmbeddedLogOptions};
+pub use kafka::{KafkaBus, KafkaSettings};
 pub use record::{Delivered, Record, validate_topic_name};
 
 /// Why a bus operation failed.

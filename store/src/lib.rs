@@ -94,9 +94,10 @@ struct SqlitePragmas;
 impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut AnyConnection) -> Result<(), diesel::r2d2::Error> {
         if let AnyConnection::Sqlite(c) = conn {
+            // busy_timeout first: the other statements may have to wait for a writer.
+            // journal_mode = WAL is stored in the file; `open_sqlite` sets it once.
             c.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                 PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
         }
@@ -121,9 +122,17 @@ impl Store {
         let url = path
             .to_str()
             .ok_or_else(|| connect("path is not UTF-8".into()))?;
+        diesel::SqliteConnection::establish(url)
+            .map_err(|e| e.to_string())
+            .and_then(|mut c| {
+                c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|e| connect(format!("{}: {e}", path.display())))?;
         let manager = ConnectionManager::<AnyConnection>::new(url);
         let pool = Pool::builder()
             .max_size(4)
+            .min_idle(Some(1))
             .connection_customizer(Box::new(SqlitePragmas))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)

@@ -1,0 +1,190 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use ledgerbridge_config::{Config, DEMO_CONFIG, load_file, load_str};
+
+use crate::node::{self, Mode};
+
+/// ledgerbridge connects legacy databases to a tamper-evident ledger shared by several
+/// organisations: connectors pull records through Kafka, mappings turn them into canonical
+/// events, the ledger anchors them under cosigned checkpoints, and monitoring flags abnormal
+/// transactions.
+///
+/// Start with `ledgerbridge demo`: everything in one process on this machine, no Kafka or
+/// PostgreSQL needed. Production nodes run `ledgerbridge serve --config FILE`.
+#[derive(Debug, Parser)]
+#[command(name = "ledgerbridge", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole pipeline in one process on the embedded default (SQLite + embedded log).
+    ///
+    /// State lives in the data directory and survives restarts; the admin token created on the
+    /// first start is kept there too (file `admin-token`).
+    Demo(DemoArgs),
+    /// Run a production node from a configuration file (Kafka and PostgreSQL, or any mix).
+    Serve(ServeArgs),
+    /// Work with configuration files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Verify a proof file offline against trusted keys (arrives with the ledger engine).
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct DemoArgs {
+    /// Directory for the demo's state (database, event log, admin token)
+    /// [default: ledgerbridge-data]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address for the HTTP API and admin UI [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Start from this configuration instead of the built-in demo configuration
+    /// (examples/config/demo.toml); --data-dir and --listen still apply when given.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The node's configuration (see examples/config/production.toml).
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file: print every error with its path and line (exit 1 if any).
+    Check {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Print the JSON Schema of the configuration, every field with its description and default.
+    Schema,
+    /// Print an annotated example configuration.
+    Example {
+        /// Which example.
+        #[arg(value_enum, default_value = "production")]
+        kind: ExampleKind,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExampleKind {
+    /// The embedded default used by `ledgerbridge demo`.
+    Demo,
+    /// A production node on Kafka and PostgreSQL.
+    Production,
+}
+
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// File of trusted verifier keys (C2SP signed-note vkeys), one per line.
+    #[arg(long, value_name = "KEYS_FILE")]
+    trust: PathBuf,
+    /// How many of the trusted keys must have signed, as `k-of-n`.
+    #[arg(long, value_name = "K-OF-N")]
+    policy: Option<String>,
+    /// The proof file (c2sp.org/tlog-proof@v1).
+    proof: PathBuf,
+    /// The leaf data the proof is about.
+    #[arg(long, value_name = "FILE")]
+    leaf_data: PathBuf,
+}
+
+pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Demo(args) => {
+            let mut config = match &args.config {
+                Some(path) => load_checked(path)?,
+                None => {
+                    load_str(DEMO_CONFIG, "built-in demo configuration")
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .config
+                }
+            };
+            if let Some(dir) = args.data_dir {
+                config.node.data_dir = dir;
+            }
+            if let Some(listen) = args.listen {
+                config.api.listen = listen;
+            }
+            node::run(config, Mode::Demo)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            let config = load_checked(&args.config)?;
+            node::run(config, Mode::Serve)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check { file }) => Ok(check(&file)),
+        Command::Config(ConfigCommand::Schema) => {
+            let schema = serde_json::to_string_pretty(&ledgerbridge_config::json_schema())?;
+            println!("{schema}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Example { kind }) => {
+            print!(
+                "{}",
+                match kind {
+                    ExampleKind::Demo => DEMO_CONFIG,
+                    ExampleKind::Production => ledgerbridge_config::PRODUCTION_EXAMPLE,
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Verify(args) => {
+            for path in [&args.trust, &args.proof, &args.leaf_data] {
+                std::fs::metadata(path)
+                    .with_context(|| format!("cannot read {}", path.display()))?;
+            }
+            anyhow::bail!(
+                "proof verification is not available in this build: the ledger engine and its \
+                 c2sp.org/tlog-proof@v1 format are not part of it yet (policy {:?} not evaluated)",
+                args.policy.as_deref().unwrap_or("all-of-n")
+            )
+        }
+    }
+}
+
+/// Loads a configuration for running; any error stops the start with every issue listed.
+fn load_checked(path: &PathBuf) -> Result<Config> {
+    let loaded = load_file(path).map_err(|e| anyhow::anyhow!("invalid configuration\n{e}"))?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(loaded.config)
+}
+
+fn check(file: &PathBuf) -> ExitCode {
+    match load_file(file) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                println!("warning: {w}");
+            }
+            let c = &loaded.config;
+            println!(
+                "{}: valid (node {:?}, store {:?}, bus {:?}, API on {})",
+                file.display(),
+                c.node.id,
+                c.store.backend,
+                c.bus.backend,
+                c.api.listen
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The `ledgerbridge` command: run a node (`demo`, `serve`), check configurations, verify proofs.
+
+mod cli;
+mod node;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

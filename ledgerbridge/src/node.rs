@@ -1,0 +1,268 @@
+//! Running a node: open the store and the bus, make sure an admin token exists, record the start
+//! in the system log, serve the API until asked to stop.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use ledgerbridge_api::{AppState, BusHealth, HealthCheck, StoreHealth};
+use ledgerbridge_bus::{Bus, EmbeddedLog, EmbeddedLogOptions, Record};
+use ledgerbridge_config::Config;
+use ledgerbridge_config::model::{BusBackend, LogFormat, StoreBackend};
+use ledgerbridge_store::{Role, Store};
+
+/// How the node was started; changes only what is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// `ledgerbridge demo`: prints the admin token.
+    Demo,
+    /// `ledgerbridge serve`: prints where the admin token is, not the token.
+    Serve,
+}
+
+pub(crate) fn run(config: Config, mode: Mode) -> Result<()> {
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, mode))
+}
+
+fn init_logging(config: &Config) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.filter))
+        .with_context(|| format!("log.filter `{}` is not a valid filter", config.log.filter))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match config.log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+}
+
+async fn serve(config: Config, mode: Mode) -> Result<()> {
+    let data_dir = &config.node.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+
+    let store = open_store(&config).await?;
+    let bus = open_bus(&config).await?;
+    let (token, token_is_new) = admin_token(&store, &config.admin_token_path()).await?;
+
+    let system_topic = format!("{}system", config.bus.topic_prefix);
+    let started = serde_json::json!({
+        "node": config.node.id,
+        "version": env!("CARGO_PKG_VERSION"),
+        "store": store.backend(),
+        "bus": bus.backend(),
+        "pid": std::process::id(),
+    });
+    publish_system_event(&*bus, &system_topic, "node.started", &started).await?;
+
+    let components: Vec<Arc<dyn HealthCheck>> = vec![
+        Arc::new(StoreHealth(store.clone())),
+        Arc::new(BusHealth(Arc::clone(&bus))),
+    ];
+    let state = actix_web::web::Data::new(AppState {
+        node_id: config.node.id.clone(),
+        store: store.clone(),
+        bus: Arc::clone(&bus),
+        system_topic: system_topic.clone(),
+        components,
+        started: Instant::now(),
+    });
+    let listen: SocketAddr = config
+        .api
+        .listen
+        .parse()
+        .with_context(|| format!("api.listen `{}` is not an address", config.api.listen))?;
+    let server = actix_web::HttpServer::new(move || ledgerbridge_api::app(state.clone()))
+        .workers(2)
+        .shutdown_timeout(config.api.shutdown_grace.get().as_secs())
+        .bind(listen)
+        .with_context(|| format!("cannot listen on {listen} (api.listen / --listen)"))?;
+    let bound = server.addrs().first().copied().unwrap_or(listen);
+    print_banner(&config, mode, &store, &*bus, bound, &token, token_is_new).await;
+
+    server.run().await.context("the HTTP server failed")?;
+    tracing::info!("stopping");
+    let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });
+    publish_system_event(&*bus, &system_topic, "node.stopped", &stopped).await?;
+    Ok(())
+}
+
+async fn open_store(config: &Config) -> Result<Store> {
+    let config = config.clone();
+    tokio::task::spawn_blocking(move || match config.store.backend {
+        StoreBackend::Sqlite => {
+            let path = config.sqlite_path();
+            Store::open_sqlite(&path).with_context(|| format!("store.sqlite ({})", path.display()))
+        }
+        StoreBackend::Postgres => {
+            let Some(pg) = &config.store.postgres else {
+                bail!("store.backend = \"postgres\" needs [store.postgres]");
+            };
+            let mut url = url::Url::parse(&pg.url).context("store.postgres.url")?;
+            if let Some(secret) = &pg.password {
+                let password = secret.resolve().context("store.postgres.password")?;
+                url.set_password(Some(&password))
+                    .map_err(|()| anyhow::anyhow!("store.postgres.url cannot carry a password"))?;
+            }
+            Store::open_postgres(url.as_str(), pg.pool_size, pg.connect_timeout.get())
+                .context("store.postgres")
+        }
+    })
+    .await
+    .context("opening the store was interrupted")?
+}
+
+async fn open_bus(config: &Config) -> Result<Arc<dyn Bus>> {
+    match config.bus.backend {
+        BusBackend::Embedded => {
+            let dir = config.embedded_log_dir();
+            let options = EmbeddedLogOptions {
+                segment_bytes: config.bus.embedded.segment_bytes,
+                fsync: config.bus.embedded.fsync,
+            };
+            let log = tokio::task::spawn_blocking(move || EmbeddedLog::open(dir, options))
+                .await
+                .context("opening the embedded log was interrupted")?
+                .context("bus.embedded")?;
+            Ok(Arc::new(log))
+        }
+        BusBackend::Kafka => {
+            let Some(kafka) = &config.bus.kafka else {
+                bail!("bus.backend = \"kafka\" needs [bus.kafka]");
+            };
+            let mut properties = kafka.properties.clone();
+            properties.insert(
+                "security.protocol".into(),
+                kafka.security_protocol.as_librdkafka().into(),
+            );
+            if let Some(m) = &kafka.sasl_mechanism {
+                properties.insert("sasl.mechanism".into(), m.clone());
+            }
+            if let Some(u) = &kafka.sasl_username {
+                properties.insert("sasl.username".into(), u.clone());
+            }
+            if let Some(p) = &kafka.sasl_password {
+                let password = p.resolve().context("bus.kafka.sasl_password")?;
+                properties.insert("sasl.password".into(), password);
+            }
+            let settings = ledgerbridge_bus::KafkaSettings {
+                bootstrap_servers: kafka.bootstrap_servers.clone(),
+                client_id: config.node.id.clone(),
+                properties,
+                timeout: kafka.timeout.get(),
+                partitions: 1,
+                replication: 1,
+            };
+            let bus = ledgerbridge_bus::KafkaBus::connect(settings)
+                .await
+                .with_context(|| format!("bus.kafka ({})", kafka.bootstrap_servers))?;
+            Ok(Arc::new(bus))
+        }
+    }
+}
+
+/// Reuses the admin token saved in the data directory when the store still knows it; creates
+/// (and saves, readable by the owner only) a new one otherwise. Returns it and whether it is new.
+async fn admin_token(store: &Store, path: &Path) -> Result<(String, bool)> {
+    let store = store.clone();
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        if let Ok(saved) = std::fs::read_to_string(&path) {
+            let saved = saved.trim().to_owned();
+            if store.verify_token(&saved)?.is_some() {
+                return Ok((saved, false));
+            }
+            tracing::warn!(file = %path.display(), "the saved admin token is unknown to the store; creating a new one");
+        }
+        let (token, _) = store.create_token("admin (created at first start)", Role::Admin)?;
+        write_private(&path, &token)
+            .with_context(|| format!("cannot save the admin token to {}", path.display()))?;
+        Ok((token, true))
+    })
+    .await
+    .context("creating the admin token was interrupted")?
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(format!("{text}\n").as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+async fn publish_system_event(
+    bus: &dyn Bus,
+    topic: &str,
+    kind: &str,
+    data: &serde_json::Value,
+) -> Result<()> {
+    let record = Record::new(None, data.to_string().into_bytes()).with_header("type", kind);
+    bus.publish(topic, vec![record])
+        .await
+        .with_context(|| format!("cannot record `{kind}` on the {topic} topic"))?;
+    Ok(())
+}
+
+async fn print_banner(
+    config: &Config,
+    mode: Mode,
+    store: &Store,
+    bus: &dyn Bus,
+    addr: SocketAddr,
+    token: &str,
+    token_is_new: bool,
+) {
+    let url = format!("http://{addr}");
+    let token_file = config.admin_token_path();
+    let store_detail = {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || store.health())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_else(|| store_backend_name(config))
+    };
+    let bus_detail = bus.health().await.unwrap_or_else(|e| e.to_string());
+    let token_line = match (mode, token_is_new) {
+        (Mode::Demo, true) => format!("{token}  (new; saved in {})", token_file.display()),
+        (Mode::Demo, false) => format!("{token}  (from {})", token_file.display()),
+        (Mode::Serve, true) => format!("new, saved in {} (owner-only)", token_file.display()),
+        (Mode::Serve, false) => format!("in {}", token_file.display()),
+    };
+    println!(
+        "ledgerbridge {version} — node {node:?} ({what})\n\
+         \n  data directory  {data}\n  store           {store_detail}\n  bus             {bus_detail}\n  \
+         API and UI      {url}/\n  admin token     {token_line}\n\
+         \nTry next:\n  curl {url}/api/v1/health\n  \
+         curl -H \"Authorization: Bearer $(cat {token_file})\" {url}/api/v1/system/events\n  \
+         open {url}/ in a browser; the API is described at {url}/api/v1/openapi.json\n\
+         \nStop with Ctrl-C; everything stays in {data}.",
+        version = env!("CARGO_PKG_VERSION"),
+        node = config.node.id,
+        what = match mode {
+            Mode::Demo => "embedded default",
+            Mode::Serve => "production node",
+        },
+        data = config.node.data_dir.display(),
+        token_file = token_file.display(),
+    );
+}
+
+fn store_backend_name(config: &Config) -> String {
+    format!("{:?}", config.store.backend).to_lowercase()
+}
