@@ -142,6 +142,19 @@ impl KafkaBus {
         Ok(())
     }
 
+    /// A consumer for reads outside any group: assigned explicitly, never commits, reports the
+    /// end of a partition.
+    fn reader(&self) -> Result<BaseConsumer> {
+        self.settings
+            .client_config()
+            .set("group.id", format!("{}-reader", self.settings.client_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
+            .create()
+            .map_err(kafka_err("creating a reader"))
+    }
+
     fn consumer(&self, group: &str) -> Result<BaseConsumer> {
         self.settings
             .client_config()
@@ -153,6 +166,15 @@ impl KafkaBus {
             .create()
             .map_err(kafka_err("creating a consumer"))
     }
+}
+
+fn assign(consumer: &BaseConsumer, topic: &str, partition: i32, offset: Offset) -> Result<()> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, offset)
+        .map_err(kafka_err("assigning a partition"))?;
+    consumer
+        .assign(&tpl)
+        .map_err(kafka_err("assigning a partition"))
 }
 
 fn to_delivered(m: &rdkafka::message::BorrowedMessage<'_>) -> Delivered {
@@ -267,25 +289,22 @@ impl Bus for KafkaBus {
         max: usize,
     ) -> Result<Vec<Delivered>> {
         validate_topic_name(topic)?;
-        let end = self.end_offset(topic, partition).await?;
-        if from >= end || max == 0 {
+        if max == 0 || self.end_offset(topic, partition).await? <= from {
             return Ok(Vec::new());
         }
-        let consumer = self.consumer(&format!("{}-reader", self.settings.client_id))?;
+        let consumer = self.reader()?;
         let timeout = self.settings.timeout;
         let topic = topic.to_owned();
         blocking(move || {
-            let mut tpl = TopicPartitionList::new();
             let start = i64::try_from(from).unwrap_or(i64::MAX);
-            tpl.add_partition_offset(&topic, partition, Offset::Offset(start))
-                .map_err(kafka_err("assigning"))?;
-            consumer.assign(&tpl).map_err(kafka_err("assigning"))?;
-            let want = usize::try_from(end - from).unwrap_or(usize::MAX).min(max);
+            assign(&consumer, &topic, partition, Offset::Offset(start))?;
             let deadline = std::time::Instant::now() + timeout;
-            let mut out = Vec::with_capacity(want);
-            while out.len() < want && std::time::Instant::now() < deadline {
+            let mut out = Vec::new();
+            // Stop at the end of the partition as the broker's fetch responses report it.
+            while out.len() < max && std::time::Instant::now() < deadline {
                 match consumer.poll(Duration::from_millis(100)) {
                     Some(Ok(m)) => out.push(to_delivered(&m)),
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
                     Some(Err(e)) => return Err(kafka_err("reading")(e)),
                     None => {}
                 }
@@ -298,16 +317,36 @@ impl Bus for KafkaBus {
     async fn end_offset(&self, topic: &str, partition: i32) -> Result<u64> {
         validate_topic_name(topic)?;
         let meta = Arc::clone(&self.meta);
+        let reader = self.reader()?;
         let timeout = self.settings.timeout;
         let topic = topic.to_owned();
-        blocking(
-            move || match meta.fetch_watermarks(&topic, partition, timeout) {
-                Ok((_, high)) => Ok(u64::try_from(high).unwrap_or(0)),
-                Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition))
-                | Err(KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownPartition)) => Ok(0),
-                Err(e) => Err(kafka_err("reading the end offset")(e)),
-            },
-        )
+        blocking(move || {
+            let listed = match meta.fetch_watermarks(&topic, partition, timeout) {
+                Ok((_, high)) => high,
+                Err(KafkaError::MetadataFetch(
+                    RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownPartition,
+                )) => return Ok(0),
+                Err(e) => return Err(kafka_err("reading the end offset")(e)),
+            };
+            if listed <= 0 {
+                return Ok(0);
+            }
+            // Read from the last listed record to the end: some Kafka-protocol brokers (tansu
+            // 0.6) answer ListOffsets with the base offset of the last batch plus one rather
+            // than the end of that batch; the records fetched tell the truth on all of them.
+            assign(&reader, &topic, partition, Offset::Offset(listed - 1))?;
+            let deadline = std::time::Instant::now() + timeout;
+            let mut high = listed;
+            while std::time::Instant::now() < deadline {
+                match reader.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => high = high.max(m.offset() + 1),
+                    Some(Err(KafkaError::PartitionEOF(_))) => break,
+                    Some(Err(e)) => return Err(kafka_err("reading the end offset")(e)),
+                    None => {}
+                }
+            }
+            Ok(u64::try_from(high).unwrap_or(0))
+        })
         .await
     }
 

@@ -286,10 +286,27 @@ pub struct KafkaConfig {
     /// How long to wait for the brokers when starting or checking health.
     #[serde(default = "default_kafka_timeout")]
     pub timeout: HumanDuration,
+    /// Partitions of the topics this node creates (more partitions, more parallel workers per
+    /// consumer group; order is kept per key).
+    #[serde(default = "default_partitions")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub partitions: i32,
+    /// Replication factor of the topics this node creates (3 on a production cluster).
+    #[serde(default = "default_replication_factor")]
+    #[schemars(range(min = 1, max = 16))]
+    pub replication_factor: i32,
     /// Further librdkafka properties passed as they are (e.g. `"ssl.ca.location"`). Secrets do
     /// not belong here: use the typed fields.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, String>,
+}
+
+fn default_partitions() -> i32 {
+    1
+}
+
+fn default_replication_factor() -> i32 {
+    1
 }
 
 fn default_kafka_timeout() -> HumanDuration {

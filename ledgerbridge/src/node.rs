@@ -160,8 +160,8 @@ async fn open_bus(config: &Config) -> Result<Arc<dyn Bus>> {
                 client_id: config.node.id.clone(),
                 properties,
                 timeout: kafka.timeout.get(),
-                partitions: 1,
-                replication: 1,
+                partitions: kafka.partitions,
+                replication: kafka.replication_factor,
             };
             let bus = ledgerbridge_bus::KafkaBus::connect(settings)
                 .await
