@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
@@ -55,6 +55,45 @@ impl KafkaSettings {
     }
 }
 
+/// Routes librdkafka's logs and errors to `tracing`, without the noise of expected conditions
+/// (the end of a partition reached by a reader, producer-only properties given to a consumer).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Context;
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let expected = log_message.contains("is a producer property and will be ignored")
+            || log_message.contains("is a consumer property and will be ignored");
+        match level {
+            _ if expected => tracing::debug!(facility = fac, "librdkafka: {log_message}"),
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(facility = fac, "librdkafka: {log_message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(facility = fac, "librdkafka: {log_message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(facility = fac, "librdkafka: {log_message}");
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(facility = fac, "librdkafka: {log_message}"),
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        match error {
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF) => {
+                tracing::trace!("librdkafka: {reason}");
+            }
+            other => tracing::warn!(error = %other, "librdkafka: {reason}"),
+        }
+    }
+}
+
+impl ConsumerContext for Context {}
+
+type Reader = BaseConsumer<Context>;
+
 fn kafka_err(context: &str) -> impl FnOnce(KafkaError) -> BusError + use<'_> {
     move |e| BusError::Kafka(format!("{context}: {e}"))
 }
@@ -63,10 +102,10 @@ fn kafka_err(context: &str) -> impl FnOnce(KafkaError) -> BusError + use<'_> {
 #[derive(Clone)]
 pub struct KafkaBus {
     settings: Arc<KafkaSettings>,
-    producer: FutureProducer,
-    admin: Arc<AdminClient<DefaultClientContext>>,
+    producer: FutureProducer<Context>,
+    admin: Arc<AdminClient<Context>>,
     /// For metadata and watermark queries.
-    meta: Arc<BaseConsumer>,
+    meta: Arc<Reader>,
     known_topics: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -85,22 +124,22 @@ impl KafkaBus {
     /// A property librdkafka rejects, or no broker reachable.
     pub async fn connect(settings: KafkaSettings) -> Result<Self> {
         let base = settings.client_config();
-        let producer: FutureProducer = base
+        let producer: FutureProducer<Context> = base
             .clone()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "120000")
-            .create()
+            .create_with_context(Context)
             .map_err(kafka_err("creating the producer"))?;
-        let admin: AdminClient<DefaultClientContext> = base
-            .create()
+        let admin: AdminClient<Context> = base
+            .create_with_context(Context)
             .map_err(kafka_err("creating the admin client"))?;
-        let meta: BaseConsumer = base
+        let meta: Reader = base
             .clone()
             .set("group.id", format!("{}-metadata", settings.client_id))
             .set("enable.auto.commit", "false")
-            .create()
+            .create_with_context(Context)
             .map_err(kafka_err("creating the metadata client"))?;
         let bus = Self {
             settings: Arc::new(settings),
@@ -144,18 +183,18 @@ impl KafkaBus {
 
     /// A consumer for reads outside any group: assigned explicitly, never commits, reports the
     /// end of a partition.
-    fn reader(&self) -> Result<BaseConsumer> {
+    fn reader(&self) -> Result<Reader> {
         self.settings
             .client_config()
             .set("group.id", format!("{}-reader", self.settings.client_id))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("enable.partition.eof", "true")
-            .create()
+            .create_with_context(Context)
             .map_err(kafka_err("creating a reader"))
     }
 
-    fn consumer(&self, group: &str) -> Result<BaseConsumer> {
+    fn consumer(&self, group: &str) -> Result<Reader> {
         self.settings
             .client_config()
             .set("group.id", group)
@@ -163,12 +202,12 @@ impl KafkaBus {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false")
-            .create()
+            .create_with_context(Context)
             .map_err(kafka_err("creating a consumer"))
     }
 }
 
-fn assign(consumer: &BaseConsumer, topic: &str, partition: i32, offset: Offset) -> Result<()> {
+fn assign(consumer: &Reader, topic: &str, partition: i32, offset: Offset) -> Result<()> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, offset)
         .map_err(kafka_err("assigning a partition"))?;
@@ -370,7 +409,7 @@ impl Bus for KafkaBus {
 
 /// A member of a Kafka consumer group.
 struct KafkaConsumer {
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<Reader>,
 }
 
 impl std::fmt::Debug for KafkaConsumer {

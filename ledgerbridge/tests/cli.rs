@@ -1,0 +1,388 @@
+//! The `ledgerbridge` binary end to end: real processes, real files, real PostgreSQL and a real
+//! Kafka-protocol broker (addresses from scripts/services.sh).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_ledgerbridge");
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/config");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A node process; stopped with SIGTERM (as an operator or orchestrator would) on drop.
+struct Node {
+    child: Child,
+    url: String,
+    banner: String,
+}
+
+impl Node {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut banner = String::new();
+        let mut url = None;
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
+            if let Some(rest) = line.trim().strip_prefix("API and UI") {
+                url = Some(rest.trim().trim_end_matches('/').to_owned());
+            }
+            if line.starts_with("Stop with Ctrl-C") {
+                break;
+            }
+        }
+        let url = url.unwrap_or_else(|| panic!("no URL in the banner:\n{banner}"));
+        Self { child, url, banner }
+    }
+
+    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let client = reqwest::blocking::Client::new();
+        let mut req = client.get(format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
+    fn stop(mut self) -> i32 {
+        let code = self.terminate();
+        std::mem::forget(self);
+        code
+    }
+
+    fn terminate(&mut self) -> i32 {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the node did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+fn component<'a>(health: &'a Value, name: &str) -> &'a Value {
+    health["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no component {name} in {health}"))
+}
+
+fn event_types(node: &Node, token: &str) -> Vec<String> {
+    let (status, body) = node.get("/api/v1/system/events?limit=1000", Some(token));
+    assert_eq!(status, 200, "{body}");
+    body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn help_explains_every_command() {
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for word in ["demo", "serve", "config", "verify", "embedded default"] {
+        assert!(out.contains(word), "--help does not mention {word}:\n{out}");
+    }
+    let (code, out, _) = run(&["demo", "--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--data-dir") && out.contains("--listen"),
+        "{out}"
+    );
+}
+
+#[test]
+fn config_check_accepts_every_shipped_example() {
+    let mut files = vec![
+        format!("{EXAMPLES}/demo.toml"),
+        format!("{EXAMPLES}/production.toml"),
+    ];
+    let docker = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docker/config");
+    if let Ok(entries) = std::fs::read_dir(&docker) {
+        files.extend(entries.map(|e| e.unwrap().path().display().to_string()));
+    }
+    for file in files {
+        let (code, out, err) = run(&["config", "check", &file]);
+        assert_eq!(code, 0, "{file}:\n{out}{err}");
+        assert!(out.contains("valid"), "{out}");
+    }
+}
+
+#[test]
+fn config_check_lists_every_mistake_with_its_path_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    std::fs::write(
+        &file,
+        "[node]\nid = \"x\"\nnmae = \"typo\"\n\n[api]\nlisten = 8080\n\n[store]\nbackend = \"postgres\"\n[store.postgres]\npool_size = 4\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("3 errors"), "{err}");
+    assert!(err.contains("line 3:1: node.nmae: unknown field"), "{err}");
+    assert!(
+        err.contains("line 6:1: api.listen: 8080 is not of type \"string\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("store.postgres.url: missing required field"),
+        "{err}"
+    );
+}
+
+#[test]
+fn demo_serves_health_and_keeps_its_state_and_token_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ];
+
+    let node = Node::start(&args);
+    assert!(node.banner.contains("(new; saved in"), "{}", node.banner);
+    assert!(
+        node.banner.contains("curl "),
+        "the banner says what to try next:\n{}",
+        node.banner
+    );
+    let token = std::fs::read_to_string(data.join("admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(node.banner.contains(&token));
+    let (status, health) = node.get("/api/v1/health", None);
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "up");
+    assert!(
+        component(&health, "store")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("sqlite")
+    );
+    assert!(
+        component(&health, "bus")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("embedded log")
+    );
+    assert_eq!(node.get("/api/v1/whoami", Some(&token)).0, 200);
+    assert_eq!(node.get("/api/v1/whoami", Some("lbt_forged")).0, 401);
+    assert_eq!(node.stop(), 0);
+
+    let node = Node::start(&args);
+    assert!(
+        node.banner.contains(&format!("{token}  (from")),
+        "{}",
+        node.banner
+    );
+    assert_eq!(node.get("/api/v1/whoami", Some(&token)).0, 200);
+    assert_eq!(
+        event_types(&node, &token),
+        ["node.started", "node.stopped", "node.started"]
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(data.join("admin-token"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the token file is readable by others: {mode:o}"
+        );
+    }
+}
+
+#[test]
+fn a_busy_port_or_a_locked_data_directory_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = Node::start(&[
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let addr = node.url.trim_start_matches("http://").to_owned();
+
+    let other = dir.path().join("other");
+    let (code, _, err) = run(&[
+        "demo",
+        "--data-dir",
+        other.to_str().unwrap(),
+        "--listen",
+        &addr,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+
+    let (code, _, err) = run(&[
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is in use by another process"), "{err}");
+}
+
+#[test]
+fn verify_says_clearly_that_it_cannot_verify_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::write(&f, "x").unwrap();
+    let p = f.to_str().unwrap();
+    let (code, _, err) = run(&["verify", "--trust", p, "--leaf-data", p, p]);
+    assert_eq!(code, 1);
+    assert!(err.contains("not available in this build"), "{err}");
+}
+
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn create() -> (Self, String) {
+        use diesel::{Connection, RunQueryDsl};
+        let base = std::env::var("LEDGERBRIDGE_TEST_PG")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+        let admin_url = format!("{base}/postgres");
+        let name = format!("lb_cli_{}", std::process::id());
+        let mut c = diesel::PgConnection::establish(&admin_url).unwrap();
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
+            .execute(&mut c)
+            .unwrap();
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut c)
+            .unwrap();
+        let url = format!("{base}/{name}");
+        (Self { admin_url, name }, url)
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        use diesel::{Connection, RunQueryDsl};
+        if let Ok(mut c) = diesel::PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut c);
+        }
+    }
+}
+
+#[test]
+fn serve_runs_on_postgres_and_kafka() {
+    let kafka =
+        std::env::var("LEDGERBRIDGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let (_db, pg_url) = PgDatabase::create();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = format!("cli{}.", std::process::id());
+    let config = format!(
+        r#"
+[node]
+id = "hospital-a"
+data_dir = "{data}"
+
+[api]
+listen = "127.0.0.1:0"
+
+[store]
+backend = "postgres"
+[store.postgres]
+url = "{pg_url}"
+
+[bus]
+backend = "kafka"
+topic_prefix = "{prefix}"
+[bus.kafka]
+bootstrap_servers = "{kafka}"
+# tansu 0.6 needs one record per batch for consumers that resume mid-batch.
+properties = {{ "batch.num.messages" = "1" }}
+"#,
+        data = dir.path().join("data").display(),
+    );
+    let file = dir.path().join("node.toml");
+    std::fs::write(&file, config).unwrap();
+    let (code, out, err) = run(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let node = Node::start(&["serve", "--config", file.to_str().unwrap()]);
+    assert!(node.banner.contains("production node"), "{}", node.banner);
+    let token = std::fs::read_to_string(dir.path().join("data/admin-token"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        !node.banner.contains(&token),
+        "serve must not print the token"
+    );
+    let (status, health) = node.get("/api/v1/health", None);
+    assert_eq!(status, 200, "{health}");
+    assert!(
+        component(&health, "store")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("postgres ")
+    );
+    assert!(
+        component(&health, "bus")["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("kafka ")
+    );
+    assert_eq!(event_types(&node, &token), ["node.started"]);
+    assert_eq!(node.stop(), 0);
+}
