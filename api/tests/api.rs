@@ -1,5 +1,7 @@
 //! The API against a real SQLite store and a real embedded log.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -2,6 +2,8 @@
 //! Kafka-protocol broker (`LEDGERBRIDGE_TEST_KAFKA`, default `127.0.0.1:9092`; the test script
 //! starts tansu there). Each test uses its own topic and group names.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +55,7 @@ async fn published_records_arrive_in_order_with_key_headers_and_offsets(bus: Arc
     );
     assert_eq!(bus.end_offset(&topic, 0).await.unwrap(), 20);
     let mut consumer = bus
-        .subscribe(&unique("group"), &[topic.clone()])
+        .subscribe(&unique("group"), std::slice::from_ref(&topic))
         .await
         .unwrap();
     let got = drain(&mut consumer, 20).await;
@@ -75,13 +77,19 @@ async fn a_group_resumes_after_what_it_committed(bus: Arc<dyn Bus>) {
         .await
         .unwrap();
     {
-        let mut consumer = bus.subscribe(&group, &[topic.clone()]).await.unwrap();
+        let mut consumer = bus
+            .subscribe(&group, std::slice::from_ref(&topic))
+            .await
+            .unwrap();
         let got = drain(&mut consumer, 10).await;
         assert_eq!(got.len(), 10);
         // Only the first six were processed durably downstream.
         consumer.commit(&topic, 0, 6).await.unwrap();
     }
-    let mut again = bus.subscribe(&group, &[topic.clone()]).await.unwrap();
+    let mut again = bus
+        .subscribe(&group, std::slice::from_ref(&topic))
+        .await
+        .unwrap();
     let got = drain(&mut again, 4).await;
     assert_eq!(
         got.iter().map(|d| d.offset).collect::<Vec<_>>(),

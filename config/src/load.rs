@@ -324,8 +324,11 @@ pub fn json_schema() -> Value {
     generator.into_root_schema_for::<Config>().to_value()
 }
 
-/// Custom string formats, each with the hint shown when a value does not match.
-const FORMATS: &[(&str, fn(&str) -> bool, &str)] = &[
+/// A custom string format: its name, its check, and the hint shown when a value fails it.
+type Format = (&'static str, fn(&str) -> bool, &'static str);
+
+/// Custom string formats.
+const FORMATS: &[Format] = &[
     (
         "duration",
         |s| humantime::parse_duration(s).is_ok(),

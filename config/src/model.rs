@@ -12,7 +12,7 @@ use crate::duration::HumanDuration;
 use crate::secret::Secret;
 
 /// The configuration of one ledgerbridge node (one organisation's installation).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Who this node is and where it keeps its local state.
@@ -30,18 +30,6 @@ pub struct Config {
     /// Diagnostic logging.
     #[serde(default)]
     pub log: LogConfig,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            node: NodeConfig::default(),
-            api: ApiConfig::default(),
-            store: StoreConfig::default(),
-            bus: BusConfig::default(),
-            log: LogConfig::default(),
-        }
-    }
 }
 
 /// Identity and local state of this node.

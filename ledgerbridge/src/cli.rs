@@ -1,6 +1,6 @@
 //! Command-line interface.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
@@ -157,7 +157,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 /// Loads a configuration for running; any error stops the start with every issue listed.
-fn load_checked(path: &PathBuf) -> Result<Config> {
+fn load_checked(path: &Path) -> Result<Config> {
     let loaded = load_file(path).map_err(|e| anyhow::anyhow!("invalid configuration\n{e}"))?;
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
@@ -165,7 +165,7 @@ fn load_checked(path: &PathBuf) -> Result<Config> {
     Ok(loaded.config)
 }
 
-fn check(file: &PathBuf) -> ExitCode {
+fn check(file: &Path) -> ExitCode {
     match load_file(file) {
         Ok(loaded) => {
             for w in &loaded.warnings {

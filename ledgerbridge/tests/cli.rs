@@ -1,6 +1,8 @@
 //! The `ledgerbridge` binary end to end: real processes, real files, real PostgreSQL and a real
 //! Kafka-protocol broker (addresses from scripts/services.sh).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

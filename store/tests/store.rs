@@ -1,6 +1,8 @@
 //! The store's behaviour, one body per behaviour, run on SQLite and on a real PostgreSQL (a fresh
 //! database per test, on `LEDGERBRIDGE_TEST_PG`, default `postgres://postgres@127.0.0.1:5432`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
 use std::time::Duration;
 
 use diesel::prelude::*;
