@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 # shellcheck source=services.sh
 source scripts/services.sh
 ensure_build_deps
-exec cargo run --locked --quiet -p ledgerbridge -- demo "$@"
+exec cargo run --locked -p ledgerbridge -- demo "$@"

@@ -13,7 +13,7 @@
 
 set -euo pipefail
 
-LB_STATE_DIR="${LB_STATE_DIR:-$(mktemp -d -t ledgerbridge-services.XXXXXX)}"
+LB_STATE_DIR="${LB_STATE_DIR:-}"
 LB_STARTED_PIDS=()
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -156,6 +156,7 @@ ensure_browser() {
 }
 
 lb_services_start() {
+  LB_STATE_DIR="${LB_STATE_DIR:-$(mktemp -d -t ledgerbridge-services.XXXXXX)}"
   ensure_build_deps
   ensure_postgres
   ensure_mariadb
