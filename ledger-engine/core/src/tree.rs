@@ -63,7 +63,7 @@ fn split(n: u64) -> u64 {
 /// When `src` fails.
 pub fn range_hash<S: Subtrees + ?Sized>(src: &S, start: u64, end: u64) -> Result<Hash, ProofError> {
     let n = end - start;
-    if n.is_power_of_two() && start % n == 0 {
+    if n.is_power_of_two() && start.is_multiple_of(n) {
         return src.subtree(n.trailing_zeros() as u8, start / n);
     }
     let k = split(n);
