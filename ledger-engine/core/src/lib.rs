@@ -18,3 +18,8 @@ pub use tree::{
     MemoryTree, ProofError, Subtrees, consistency_proof, inclusion_proof, root, verify_consistency,
     verify_inclusion,
 };
+pub mod checkpoint;
+pub mod cosignature;
+pub mod entry;
+pub mod note;
+pub mod proof_file;
