@@ -35,7 +35,10 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Verify a proof file offline against trusted keys (arrives with the ledger engine).
+    /// Verify a proof file (c2sp.org/tlog-proof@v1) offline against trusted keys: the log's
+    /// signature, the cosignatures the policy requires, and the inclusion of the leaf data.
+    ///
+    /// Exit status 0 when the proof holds, 1 with the reason when it does not.
     Verify(VerifyArgs),
 }
 
@@ -88,15 +91,20 @@ enum ExampleKind {
 
 #[derive(Debug, Args)]
 struct VerifyArgs {
-    /// File of trusted verifier keys (C2SP signed-note vkeys), one per line.
+    /// Trusted keys, one C2SP vkey per line (`#` comments allowed): type 0x01 keys are the
+    /// log's checkpoint keys, type 0x04 keys the cosigning organisations.
     #[arg(long, value_name = "KEYS_FILE")]
     trust: PathBuf,
-    /// How many of the trusted keys must have signed, as `k-of-n`.
+    /// How many of the cosigners in KEYS_FILE must have cosigned, as `k-of-n` (n = the number
+    /// of cosigner keys) [default: all of them]
     #[arg(long, value_name = "K-OF-N")]
     policy: Option<String>,
-    /// The proof file (c2sp.org/tlog-proof@v1).
+    /// Require the checkpoint to come from this log origin.
+    #[arg(long, value_name = "ORIGIN")]
+    origin: Option<String>,
+    /// The proof file (.tlog-proof).
     proof: PathBuf,
-    /// The leaf data the proof is about.
+    /// The exact leaf data the proof is about (the bytes that were hashed).
     #[arg(long, value_name = "FILE")]
     leaf_data: PathBuf,
 }
@@ -142,16 +150,42 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Verify(args) => {
-            for path in [&args.trust, &args.proof, &args.leaf_data] {
-                std::fs::metadata(path)
-                    .with_context(|| format!("cannot read {}", path.display()))?;
+        Command::Verify(args) => verify(&args),
+    }
+}
+
+fn verify(args: &VerifyArgs) -> Result<ExitCode> {
+    use ledgerbridge_ledger_core::proof_file::{Policy, ProofFile, verify};
+    let read = |path: &Path| {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let trust =
+        String::from_utf8(read(&args.trust)?).context("the trusted keys file is not UTF-8")?;
+    let proof_text =
+        String::from_utf8(read(&args.proof)?).context("the proof file is not UTF-8")?;
+    let leaf_data = read(&args.leaf_data)?;
+    let outcome = Policy::from_vkeys(&trust, args.policy.as_deref()).and_then(|mut policy| {
+        policy.origin.clone_from(&args.origin);
+        let file = ProofFile::parse(&proof_text)?;
+        verify(&file, &leaf_data, &policy).map(|verdict| (verdict, policy))
+    });
+    match outcome {
+        Ok((verdict, policy)) => {
+            let cp = &verdict.checkpoint;
+            println!(
+                "OK: entry {} is in log {} at tree size {}",
+                verdict.index, cp.origin, cp.size
+            );
+            println!("  signed by the log key {}", verdict.log_signers.join(", "));
+            for (name, ts) in &verdict.cosigners {
+                println!("  cosigned by {name} at {ts} (seconds since the epoch)");
             }
-            anyhow::bail!(
-                "proof verification is not available in this build: the ledger engine and its \
-                 c2sp.org/tlog-proof@v1 format are not part of it yet (policy {:?} not evaluated)",
-                args.policy.as_deref().unwrap_or("all-of-n")
-            )
+            println!("  policy: {policy}, met");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("FAILED: {e}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -278,14 +278,142 @@ fn a_busy_port_or_a_locked_data_directory_is_a_clear_error() {
 }
 
 #[test]
-fn verify_says_clearly_that_it_cannot_verify_yet() {
+fn verify_checks_a_cosigned_proof_offline_and_names_each_failure() {
+    use ledgerbridge_ledger_core::checkpoint::Checkpoint;
+    use ledgerbridge_ledger_core::cosignature::cosign;
+    use ledgerbridge_ledger_core::note::{KeyType, Note, SignerKey};
+    use ledgerbridge_ledger_core::proof_file::ProofFile;
+    use ledgerbridge_ledger_core::{MemoryTree, inclusion_proof, leaf_hash};
+
     let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("f");
-    std::fs::write(&f, "x").unwrap();
-    let p = f.to_str().unwrap();
-    let (code, _, err) = run(&["verify", "--trust", p, "--leaf-data", p, p]);
+    let mut tree = MemoryTree::new();
+    for i in 0..10 {
+        tree.push(leaf_hash(format!("leaf {i}").as_bytes()));
+    }
+    let origin = "ledgerbridge.example/test/claims";
+    let log = SignerKey::generate(origin, KeyType::Ed25519).unwrap();
+    let orgs: Vec<SignerKey> = ["insurer.example", "regulator.example"]
+        .iter()
+        .map(|n| SignerKey::generate(n, KeyType::Cosignature).unwrap())
+        .collect();
+    let cp = Checkpoint {
+        origin: origin.into(),
+        size: 10,
+        root: tree.root(),
+        extensions: vec![],
+    };
+    let mut note = Note::sign(&cp.to_text(), &log).unwrap();
+    cosign(&mut note, &orgs[0], 1_795_000_000).unwrap();
+    let file = ProofFile {
+        extra: None,
+        index: 3,
+        proof: inclusion_proof(&tree, 3, 10).unwrap(),
+        checkpoint: note,
+    };
+
+    let write = |name: &str, data: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p.display().to_string()
+    };
+    let trust = write(
+        "trust.vkeys",
+        format!(
+            "{}\n{}\n{}\n",
+            log.verifier(),
+            orgs[0].verifier(),
+            orgs[1].verifier()
+        )
+        .as_bytes(),
+    );
+    let proof = write("entry.tlog-proof", file.to_text().as_bytes());
+    let leaf = write("leaf", b"leaf 3");
+    let wrong_leaf = write("wrong", b"leaf 4");
+
+    let (code, out, err) = run(&[
+        "verify",
+        "--trust",
+        &trust,
+        "--policy",
+        "1-of-2",
+        "--leaf-data",
+        &leaf,
+        &proof,
+    ]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.starts_with("OK: entry 3 is in log ledgerbridge.example/test/claims at tree size 10"),
+        "{out}"
+    );
+    assert!(out.contains("cosigned by insurer.example"), "{out}");
+
+    let failures = [
+        (
+            vec!["--policy", "2-of-2", "--leaf-data", &leaf],
+            "FAILED: too few cosignatures: 1 of the 2 required",
+        ),
+        (
+            vec!["--policy", "1-of-2", "--leaf-data", &wrong_leaf],
+            "FAILED: proof does not match root",
+        ),
+        (
+            vec![
+                "--policy",
+                "1-of-2",
+                "--origin",
+                "other/log",
+                "--leaf-data",
+                &leaf,
+            ],
+            "FAILED: the checkpoint is from log",
+        ),
+        (
+            vec!["--policy", "5-of-2", "--leaf-data", &leaf],
+            "FAILED: malformed: policy `5-of-2`",
+        ),
+    ];
+    for (extra, want) in failures {
+        let mut args = vec!["verify", "--trust", &trust];
+        args.extend(extra);
+        args.push(&proof);
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {out}{err}");
+        assert!(err.starts_with(want), "{args:?}: {err}");
+    }
+    let tampered = write(
+        "tampered.tlog-proof",
+        file.to_text().replacen("\n10\n", "\n11\n", 1).as_bytes(),
+    );
+    let (code, _, err) = run(&[
+        "verify",
+        "--trust",
+        &trust,
+        "--leaf-data",
+        &leaf,
+        "--policy",
+        "1-of-2",
+        &tampered,
+    ]);
     assert_eq!(code, 1);
-    assert!(err.contains("not available in this build"), "{err}");
+    assert!(
+        err.starts_with("FAILED: bad signature by ledgerbridge.example/test/claims"),
+        "{err}"
+    );
+    let stranger = SignerKey::generate("stranger.example/log", KeyType::Ed25519).unwrap();
+    let other_trust = write(
+        "other.vkeys",
+        format!("{}\n", stranger.verifier()).as_bytes(),
+    );
+    let (code, _, err) = run(&[
+        "verify",
+        "--trust",
+        &other_trust,
+        "--leaf-data",
+        &leaf,
+        &proof,
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("FAILED: unknown key"), "{err}");
 }
 
 struct PgDatabase {
