@@ -6,7 +6,9 @@
 //! with `synchronous = FULL`; PostgreSQL's commit). Methods block; call them from
 //! `spawn_blocking` (or actix's `web::block`) in async code.
 
-mod schema;
+pub mod schema;
+#[cfg(feature = "test-support")]
+pub mod testing;
 mod tokens;
 
 use std::path::Path;
@@ -67,7 +69,8 @@ pub enum StoreError {
 /// Result alias for store operations.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-pub(crate) fn query_err(action: &'static str) -> impl FnOnce(diesel::result::Error) -> StoreError {
+/// Maps a diesel error to [`StoreError::Query`] with what was being done.
+pub fn query_err(action: &'static str) -> impl FnOnce(diesel::result::Error) -> StoreError {
     move |source| StoreError::Query { action, source }
 }
 
@@ -177,7 +180,11 @@ impl Store {
         self.backend
     }
 
-    pub(crate) fn conn(&self) -> Result<PooledConnection<ConnectionManager<AnyConnection>>> {
+    /// A pooled connection, for crates that keep their own tables in this store (the ledger).
+    ///
+    /// # Errors
+    /// No connection became free in time.
+    pub fn conn(&self) -> Result<PooledConnection<ConnectionManager<AnyConnection>>> {
         self.pool.get().map_err(|e| StoreError::Pool(e.to_string()))
     }
 

@@ -18,3 +18,92 @@ diesel::table! {
         revoked_at_ms -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    ledger_channels (name) {
+        name -> Text,
+        origin -> Text,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger_entries (channel, idx) {
+        channel -> Text,
+        idx -> BigInt,
+        event_id -> Text,
+        leaf_data -> Binary,
+        leaf_hash -> Binary,
+    }
+}
+
+diesel::table! {
+    ledger_tiles (channel, level, idx) {
+        channel -> Text,
+        level -> Integer,
+        idx -> BigInt,
+        hashes -> Binary,
+    }
+}
+
+diesel::table! {
+    ledger_blocks (channel, height) {
+        channel -> Text,
+        height -> BigInt,
+        prev_hash -> Binary,
+        first_index -> BigInt,
+        tree_size -> BigInt,
+        root -> Binary,
+        created_at_ms -> BigInt,
+        block_hash -> Binary,
+    }
+}
+
+diesel::table! {
+    ledger_checkpoints (channel, tree_size) {
+        channel -> Text,
+        tree_size -> BigInt,
+        root -> Binary,
+        note -> Text,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger_keys (channel, vkey) {
+        channel -> Text,
+        vkey -> Text,
+        role -> Text,
+        active -> Bool,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger_subject_keys (subject) {
+        subject -> Text,
+        key_bytes -> Binary,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger_payloads (channel, event_id) {
+        channel -> Text,
+        event_id -> Text,
+        subject -> Text,
+        nonce -> Binary,
+        ciphertext -> Binary,
+    }
+}
+
+diesel::table! {
+    ledger_erasures (subject) {
+        subject -> Text,
+        erased_at_ms -> BigInt,
+        payloads_removed -> BigInt,
+        reason -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(ledger_payloads, ledger_subject_keys);

@@ -1,0 +1,770 @@
+//! A channel's log: state, append, and the read side (entries, checkpoints, proofs).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use base64::Engine as _;
+use diesel::prelude::*;
+use ledgerbridge_ledger_core::checkpoint::Checkpoint;
+use ledgerbridge_ledger_core::entry::{Entry, EntryKind, commitment};
+use ledgerbridge_ledger_core::note::{Note, SignerKey};
+use ledgerbridge_ledger_core::proof_file::ProofFile;
+use ledgerbridge_ledger_core::{
+    Hash, consistency_proof, hash::sha256, inclusion_proof, leaf_hash, root,
+};
+use ledgerbridge_store::schema::{
+    ledger_blocks, ledger_channels, ledger_checkpoints, ledger_entries, ledger_keys,
+    ledger_payloads, ledger_subject_keys, ledger_tiles,
+};
+use ledgerbridge_store::{AnyConnection, Store};
+
+use crate::tiles::{self, Edge, TileSource, WIDTH};
+use crate::{Ledger, LedgerError, Result, keys, lock, payload};
+
+/// Rows per multi-row INSERT.
+const CHUNK: usize = 500;
+
+/// Runs a query on the concrete backend: multi-row INSERTs are not available through diesel's
+/// `MultiConnection`, but are on each backend.
+macro_rules! on_backend {
+    ($conn:expr, $query:expr) => {
+        match $conn {
+            AnyConnection::Sqlite(c) => $query.execute(c),
+            AnyConnection::Postgresql(c) => $query.execute(c),
+        }
+    };
+}
+
+/// An event to anchor.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// Deterministic event id; appending an id already in the channel adds nothing.
+    pub event_id: String,
+    /// Canonical event type.
+    pub event_type: String,
+    /// Source connector (`api` for pushed events).
+    pub connector: String,
+    /// Position in the source.
+    pub source_position: String,
+    /// `<mapping>@<version>`.
+    pub mapping_version: String,
+    /// Pseudonymous data subject whose key encrypts the payload (`None`: the channel's own key).
+    pub subject: Option<String>,
+    /// The canonical payload, stored encrypted beside the log.
+    pub payload: Vec<u8>,
+}
+
+/// Where an event landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Its index in the channel.
+    pub index: u64,
+    /// `true` when the event id was already in the log (nothing was added).
+    pub existing: bool,
+}
+
+/// A checkpoint as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Tree size.
+    pub size: u64,
+    /// Root hash.
+    pub root: Hash,
+    /// The signed note, verbatim.
+    pub note: String,
+}
+
+/// An entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryRecord {
+    /// Index.
+    pub index: u64,
+    /// The exact bytes hashed into the tree.
+    pub leaf_data: Vec<u8>,
+    /// Decoded.
+    pub entry: Entry,
+}
+
+pub(crate) struct ChannelState {
+    pub(crate) name: String,
+    pub(crate) origin: String,
+    pub(crate) edge: Edge,
+    pub(crate) block: Option<(i64, Hash)>,
+    pub(crate) signers: Vec<SignerKey>,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn hash_of(bytes: &[u8], what: &str) -> Result<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| LedgerError::Corrupt(format!("{what} is not 32 bytes")))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn list(store: &Store) -> Result<Vec<String>> {
+    let mut conn = store.conn()?;
+    Ok(ledger_channels::table
+        .select(ledger_channels::name)
+        .order(ledger_channels::name)
+        .load::<String>(&mut *conn)?)
+}
+
+pub(crate) fn create(store: &Store, keys_dir: &Path, name: &str, origin: &str) -> Result<()> {
+    let signers = keys::load_or_create(keys_dir, name, origin)?;
+    let mut pooled = store.conn()?;
+    let conn: &mut AnyConnection = &mut pooled;
+    conn.transaction::<_, LedgerError, _>(|c| {
+        let exists = ledger_channels::table
+            .filter(ledger_channels::name.eq(name))
+            .count()
+            .get_result::<i64>(c)?
+            > 0;
+        if !exists {
+            diesel::insert_into(ledger_channels::table)
+                .values((
+                    ledger_channels::name.eq(name),
+                    ledger_channels::origin.eq(origin),
+                    ledger_channels::created_at_ms.eq(now_ms()),
+                ))
+                .execute(c)?;
+        }
+        for key in &signers {
+            publish_vkey(c, name, &key.verifier().to_vkey(), "log")?;
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn publish_vkey(
+    c: &mut AnyConnection,
+    channel: &str,
+    vkey: &str,
+    role: &str,
+) -> Result<()> {
+    let known = ledger_keys::table
+        .filter(ledger_keys::channel.eq(channel))
+        .filter(ledger_keys::vkey.eq(vkey))
+        .count()
+        .get_result::<i64>(c)?
+        > 0;
+    if !known {
+        diesel::insert_into(ledger_keys::table)
+            .values((
+                ledger_keys::channel.eq(channel),
+                ledger_keys::vkey.eq(vkey),
+                ledger_keys::role.eq(role),
+                ledger_keys::active.eq(true),
+                ledger_keys::created_at_ms.eq(now_ms()),
+            ))
+            .execute(c)?;
+    }
+    Ok(())
+}
+
+fn fetch_tile(
+    c: &mut AnyConnection,
+    channel: &str,
+    level: u8,
+    index: u64,
+) -> std::result::Result<Option<Vec<Hash>>, String> {
+    let bytes = ledger_tiles::table
+        .filter(ledger_tiles::channel.eq(channel))
+        .filter(ledger_tiles::level.eq(i32::from(level)))
+        .filter(ledger_tiles::idx.eq(to_i64(index)))
+        .select(ledger_tiles::hashes)
+        .first::<Vec<u8>>(c)
+        .optional()
+        .map_err(|e| e.to_string())?;
+    bytes
+        .map(|b| {
+            tiles::decode(&b)
+                .ok_or_else(|| format!("tile {level}/{index} of {channel} is malformed"))
+        })
+        .transpose()
+}
+
+impl ChannelState {
+    /// Rebuilds the in-memory right edge from what the last committed batch published.
+    pub(crate) fn load(store: &Store, keys_dir: &Path, name: &str) -> Result<Self> {
+        let mut conn = store.conn()?;
+        let origin = ledger_channels::table
+            .filter(ledger_channels::name.eq(name))
+            .select(ledger_channels::origin)
+            .first::<String>(&mut *conn)
+            .optional()?
+            .ok_or_else(|| LedgerError::UnknownChannel(name.to_owned()))?;
+        let block = ledger_blocks::table
+            .filter(ledger_blocks::channel.eq(name))
+            .order(ledger_blocks::height.desc())
+            .select((
+                ledger_blocks::height,
+                ledger_blocks::block_hash,
+                ledger_blocks::tree_size,
+            ))
+            .first::<(i64, Vec<u8>, i64)>(&mut *conn)
+            .optional()?;
+        let size = block.as_ref().map_or(0, |b| to_u64(b.2));
+        let entries = ledger_entries::table
+            .filter(ledger_entries::channel.eq(name))
+            .count()
+            .get_result::<i64>(&mut *conn)?;
+        if to_u64(entries) != size {
+            return Err(LedgerError::Corrupt(format!(
+                "channel {name}: {entries} entries but the last block says {size}"
+            )));
+        }
+        let mut edge = Edge {
+            size,
+            partial: Vec::new(),
+        };
+        for (level, count) in Edge::levels(size) {
+            let in_partial = usize::try_from(count % WIDTH as u64).unwrap_or(0);
+            let tile = if in_partial == 0 {
+                Vec::new()
+            } else {
+                let t = fetch_tile(&mut conn, name, level, count / WIDTH as u64)
+                    .map_err(LedgerError::Corrupt)?
+                    .ok_or_else(|| {
+                        LedgerError::Corrupt(format!(
+                            "channel {name}: edge tile at level {level} missing"
+                        ))
+                    })?;
+                if t.len() != in_partial {
+                    return Err(LedgerError::Corrupt(format!(
+                        "channel {name}: edge tile at level {level} holds {} hashes, expected {in_partial}",
+                        t.len()
+                    )));
+                }
+                t
+            };
+            edge.partial.push(tile);
+        }
+        let block = block
+            .map(|(h, hash, _)| Ok::<_, LedgerError>((h, hash_of(&hash, "block hash")?)))
+            .transpose()?;
+        Ok(Self {
+            name: name.to_owned(),
+            origin,
+            edge,
+            block,
+            signers: keys::load(keys_dir, name)?,
+        })
+    }
+
+    fn root_of(&self, c: &mut AnyConnection, edge: &Edge, size: u64) -> Result<Hash> {
+        let name = self.name.clone();
+        let src = TileSource::new(edge, |l, i| fetch_tile(c, &name, l, i));
+        Ok(root(&src, size)?)
+    }
+}
+
+pub(crate) fn block_hash_of(
+    channel: &str,
+    height: i64,
+    prev: &Hash,
+    first: u64,
+    size: u64,
+    root: &Hash,
+    time: i64,
+) -> Hash {
+    let mut data = b"ledgerbridge/block/v1\0".to_vec();
+    data.extend_from_slice(channel.as_bytes());
+    data.push(0);
+    data.extend_from_slice(&height.to_be_bytes());
+    data.extend_from_slice(prev);
+    data.extend_from_slice(&first.to_be_bytes());
+    data.extend_from_slice(&size.to_be_bytes());
+    data.extend_from_slice(root);
+    data.extend_from_slice(&time.to_be_bytes());
+    sha256(&data)
+}
+
+fn subject_key(
+    c: &mut AnyConnection,
+    subject: &str,
+    cache: &mut HashMap<String, Vec<u8>>,
+) -> Result<Vec<u8>> {
+    if let Some(k) = cache.get(subject) {
+        return Ok(k.clone());
+    }
+    let existing = ledger_subject_keys::table
+        .filter(ledger_subject_keys::subject.eq(subject))
+        .select(ledger_subject_keys::key_bytes)
+        .first::<Vec<u8>>(c)
+        .optional()?;
+    let key = match existing {
+        Some(k) => k,
+        None => {
+            let k = payload::random::<32>()?.to_vec();
+            diesel::insert_into(ledger_subject_keys::table)
+                .values((
+                    ledger_subject_keys::subject.eq(subject),
+                    ledger_subject_keys::key_bytes.eq(&k),
+                    ledger_subject_keys::created_at_ms.eq(now_ms()),
+                ))
+                .execute(c)?;
+            k
+        }
+    };
+    cache.insert(subject.to_owned(), key.clone());
+    Ok(key)
+}
+
+impl Ledger {
+    /// Appends a batch to `channel`: idempotent per event id, durable when it returns (see the
+    /// crate documentation for the commit order), and covered by a new signed checkpoint when
+    /// anything was added.
+    ///
+    /// # Errors
+    /// An invalid entry (naming its position and field), an unknown channel, or a store failure;
+    /// on error nothing of the batch is visible.
+    pub fn append(
+        &self,
+        channel: &str,
+        batch: &[NewEntry],
+    ) -> Result<(Vec<Appended>, Option<CheckpointInfo>)> {
+        self.append_with(channel, batch, EntryKind::Event, |_| Ok(()))
+    }
+
+    pub(crate) fn append_with(
+        &self,
+        channel: &str,
+        batch: &[NewEntry],
+        kind: EntryKind,
+        in_transaction: impl FnOnce(&mut AnyConnection) -> Result<()>,
+    ) -> Result<(Vec<Appended>, Option<CheckpointInfo>)> {
+        let state = self.state(channel)?;
+        let mut state = lock(&state);
+        let mut pooled = self.store.conn()?;
+        let conn: &mut AnyConnection = &mut pooled;
+        let accepted_at_ms = now_ms();
+        let (result, new_edge, new_block) = conn.transaction::<_, LedgerError, _>(|c| {
+            in_transaction(c)?;
+            // Stage: which events are new, in batch order, duplicates collapsed.
+            let mut existing: HashMap<String, u64> = HashMap::new();
+            for chunk in batch.chunks(CHUNK) {
+                let ids: Vec<&str> = chunk.iter().map(|e| e.event_id.as_str()).collect();
+                let found = ledger_entries::table
+                    .filter(ledger_entries::channel.eq(channel))
+                    .filter(ledger_entries::event_id.eq_any(&ids))
+                    .select((ledger_entries::event_id, ledger_entries::idx))
+                    .load::<(String, i64)>(c)?;
+                existing.extend(found.into_iter().map(|(id, i)| (id, to_u64(i))));
+            }
+            let mut edge = state.edge.clone();
+            let first_index = edge.size;
+            let mut written = HashMap::new();
+            let mut result = Vec::with_capacity(batch.len());
+            let mut rows = Vec::new();
+            let mut payload_rows = Vec::new();
+            let mut keys_cache = HashMap::new();
+            for (position, e) in batch.iter().enumerate() {
+                if let Some(&index) = existing.get(&e.event_id) {
+                    result.push(Appended {
+                        index,
+                        existing: true,
+                    });
+                    continue;
+                }
+                let salt: [u8; 32] = payload::random()?;
+                let entry = Entry {
+                    kind,
+                    event_id: e.event_id.clone(),
+                    event_type: e.event_type.clone(),
+                    channel: channel.to_owned(),
+                    connector: e.connector.clone(),
+                    source_position: e.source_position.clone(),
+                    mapping_version: e.mapping_version.clone(),
+                    commitment: commitment(&salt, &e.payload),
+                    accepted_at_ms,
+                };
+                let leaf_data = entry
+                    .leaf_data()
+                    .map_err(|source| LedgerError::Entry { position, source })?;
+                let leaf = leaf_hash(&leaf_data);
+                let index = edge.size;
+                edge.push(leaf, &mut written);
+                existing.insert(e.event_id.clone(), index);
+                result.push(Appended {
+                    index,
+                    existing: false,
+                });
+                let subject = e
+                    .subject
+                    .clone()
+                    .unwrap_or_else(|| format!("_channel:{channel}"));
+                let key = subject_key(c, &subject, &mut keys_cache)?;
+                let mut plain = salt.to_vec();
+                plain.extend_from_slice(&e.payload);
+                let (nonce, ciphertext) = payload::seal(&key, channel, &e.event_id, &plain)?;
+                rows.push((
+                    ledger_entries::channel.eq(channel.to_owned()),
+                    ledger_entries::idx.eq(to_i64(index)),
+                    ledger_entries::event_id.eq(e.event_id.clone()),
+                    ledger_entries::leaf_data.eq(leaf_data),
+                    ledger_entries::leaf_hash.eq(leaf.to_vec()),
+                ));
+                payload_rows.push((
+                    ledger_payloads::channel.eq(channel.to_owned()),
+                    ledger_payloads::event_id.eq(e.event_id.clone()),
+                    ledger_payloads::subject.eq(subject),
+                    ledger_payloads::nonce.eq(nonce),
+                    ledger_payloads::ciphertext.eq(ciphertext),
+                ));
+            }
+            if rows.is_empty() {
+                return Ok((result, None, None));
+            }
+            for chunk in rows.chunks(CHUNK) {
+                on_backend!(c, diesel::insert_into(ledger_entries::table).values(chunk))?;
+            }
+            for chunk in payload_rows.chunks(CHUNK) {
+                on_backend!(c, diesel::insert_into(ledger_payloads::table).values(chunk))?;
+            }
+            for ((level, index), hashes) in &written {
+                diesel::delete(
+                    ledger_tiles::table
+                        .filter(ledger_tiles::channel.eq(channel))
+                        .filter(ledger_tiles::level.eq(i32::from(*level)))
+                        .filter(ledger_tiles::idx.eq(to_i64(*index))),
+                )
+                .execute(c)?;
+                diesel::insert_into(ledger_tiles::table)
+                    .values((
+                        ledger_tiles::channel.eq(channel),
+                        ledger_tiles::level.eq(i32::from(*level)),
+                        ledger_tiles::idx.eq(to_i64(*index)),
+                        ledger_tiles::hashes.eq(tiles::encode(hashes)),
+                    ))
+                    .execute(c)?;
+            }
+            // Sign: the block and the checkpoint over the new tree head.
+            let size = edge.size;
+            let root = state.root_of(c, &edge, size)?;
+            let (height, prev) = state
+                .block
+                .map_or((0, [0u8; 32]), |(h, hash)| (h + 1, hash));
+            let hash = block_hash_of(
+                channel,
+                height,
+                &prev,
+                first_index,
+                size,
+                &root,
+                accepted_at_ms,
+            );
+            diesel::insert_into(ledger_blocks::table)
+                .values((
+                    ledger_blocks::channel.eq(channel),
+                    ledger_blocks::height.eq(height),
+                    ledger_blocks::prev_hash.eq(prev.to_vec()),
+                    ledger_blocks::first_index.eq(to_i64(first_index)),
+                    ledger_blocks::tree_size.eq(to_i64(size)),
+                    ledger_blocks::root.eq(root.to_vec()),
+                    ledger_blocks::created_at_ms.eq(accepted_at_ms),
+                    ledger_blocks::block_hash.eq(hash.to_vec()),
+                ))
+                .execute(c)?;
+            let text = Checkpoint {
+                origin: state.origin.clone(),
+                size,
+                root,
+                extensions: vec![],
+            }
+            .to_text();
+            let (first_key, more) = state
+                .signers
+                .split_first()
+                .ok_or_else(|| LedgerError::Keys(format!("channel {channel} has no active key")))?;
+            let mut note = Note::sign(&text, first_key)?;
+            for k in more {
+                note.add_signature(k)?;
+            }
+            let note = note.to_text();
+            diesel::insert_into(ledger_checkpoints::table)
+                .values((
+                    ledger_checkpoints::channel.eq(channel),
+                    ledger_checkpoints::tree_size.eq(to_i64(size)),
+                    ledger_checkpoints::root.eq(root.to_vec()),
+                    ledger_checkpoints::note.eq(&note),
+                    ledger_checkpoints::created_at_ms.eq(accepted_at_ms),
+                ))
+                .execute(c)?;
+            // Publish: the transaction commits when this closure returns.
+            Ok((
+                result,
+                Some((edge, CheckpointInfo { size, root, note })),
+                Some((height, hash)),
+            ))
+        })?;
+        // Clean up: only a committed batch moves the in-memory edge.
+        let checkpoint = new_edge.map(|(edge, cp)| {
+            state.edge = edge;
+            cp
+        });
+        if new_block.is_some() {
+            state.block = new_block;
+        }
+        Ok((result, checkpoint))
+    }
+
+    /// The latest signed checkpoint of a channel (`None` while it is empty).
+    ///
+    /// # Errors
+    /// Unknown channel or store failure.
+    pub fn checkpoint(&self, channel: &str) -> Result<Option<CheckpointInfo>> {
+        self.state(channel)?;
+        let mut conn = self.store.conn()?;
+        let row = ledger_checkpoints::table
+            .filter(ledger_checkpoints::channel.eq(channel))
+            .order(ledger_checkpoints::tree_size.desc())
+            .select((
+                ledger_checkpoints::tree_size,
+                ledger_checkpoints::root,
+                ledger_checkpoints::note,
+            ))
+            .first::<(i64, Vec<u8>, String)>(&mut *conn)
+            .optional()?;
+        row.map(|(size, root, note)| {
+            Ok(CheckpointInfo {
+                size: to_u64(size),
+                root: hash_of(&root, "checkpoint root")?,
+                note,
+            })
+        })
+        .transpose()
+    }
+
+    /// The current tree size of a channel.
+    ///
+    /// # Errors
+    /// Unknown channel or store failure.
+    pub fn size(&self, channel: &str) -> Result<u64> {
+        let state = self.state(channel)?;
+        let size = lock(&state).edge.size;
+        Ok(size)
+    }
+
+    /// The published vkeys of a channel: its log keys, then its cosigners, one per line.
+    ///
+    /// # Errors
+    /// Unknown channel or store failure.
+    pub fn vkeys(&self, channel: &str) -> Result<Vec<String>> {
+        self.state(channel)?;
+        let mut conn = self.store.conn()?;
+        Ok(ledger_keys::table
+            .filter(ledger_keys::channel.eq(channel))
+            .order((ledger_keys::role.desc(), ledger_keys::created_at_ms))
+            .select(ledger_keys::vkey)
+            .load::<String>(&mut *conn)?)
+    }
+
+    /// The entry at `index`.
+    ///
+    /// # Errors
+    /// No such entry, or stored leaf data that does not decode.
+    pub fn entry(&self, channel: &str, index: u64) -> Result<EntryRecord> {
+        let size = self.size(channel)?;
+        let mut conn = self.store.conn()?;
+        let leaf_data = ledger_entries::table
+            .filter(ledger_entries::channel.eq(channel))
+            .filter(ledger_entries::idx.eq(to_i64(index)))
+            .select(ledger_entries::leaf_data)
+            .first::<Vec<u8>>(&mut *conn)
+            .optional()?
+            .ok_or_else(|| LedgerError::NoEntry {
+                channel: channel.to_owned(),
+                index,
+                size,
+            })?;
+        let entry = Entry::from_leaf_data(&leaf_data)
+            .map_err(|e| LedgerError::Corrupt(format!("entry {index} of {channel}: {e}")))?;
+        Ok(EntryRecord {
+            index,
+            leaf_data,
+            entry,
+        })
+    }
+
+    /// The index of an event id, if anchored.
+    ///
+    /// # Errors
+    /// Store failure.
+    pub fn index_of(&self, channel: &str, event_id: &str) -> Result<Option<u64>> {
+        let mut conn = self.store.conn()?;
+        Ok(ledger_entries::table
+            .filter(ledger_entries::channel.eq(channel))
+            .filter(ledger_entries::event_id.eq(event_id))
+            .select(ledger_entries::idx)
+            .first::<i64>(&mut *conn)
+            .optional()?
+            .map(to_u64))
+    }
+
+    /// The canonical payload of an event, decrypted (`None` once its subject was erased).
+    ///
+    /// # Errors
+    /// Store failure or a ciphertext that does not decrypt.
+    pub fn payload(&self, channel: &str, event_id: &str) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.store.conn()?;
+        let row = ledger_payloads::table
+            .inner_join(
+                ledger_subject_keys::table
+                    .on(ledger_subject_keys::subject.eq(ledger_payloads::subject)),
+            )
+            .filter(ledger_payloads::channel.eq(channel))
+            .filter(ledger_payloads::event_id.eq(event_id))
+            .select((
+                ledger_payloads::nonce,
+                ledger_payloads::ciphertext,
+                ledger_subject_keys::key_bytes,
+            ))
+            .first::<(Vec<u8>, Vec<u8>, Vec<u8>)>(&mut *conn)
+            .optional()?;
+        row.map(|(nonce, ct, key)| {
+            let plain = payload::open(&key, channel, event_id, &nonce, &ct)?;
+            Ok(plain.get(32..).unwrap_or_default().to_vec())
+        })
+        .transpose()
+    }
+
+    /// The inclusion proof of entry `index` under the latest checkpoint, as a
+    /// `c2sp.org/tlog-proof@v1` file.
+    ///
+    /// # Errors
+    /// No such entry, no checkpoint yet, or a proof that cannot be built.
+    pub fn proof_file(&self, channel: &str, index: u64) -> Result<String> {
+        let cp = self
+            .checkpoint(channel)?
+            .filter(|cp| index < cp.size)
+            .ok_or_else(|| LedgerError::NoEntry {
+                channel: channel.to_owned(),
+                index,
+                size: self.size(channel).unwrap_or(0),
+            })?;
+        let proof = self.with_tiles(channel, |src| Ok(inclusion_proof(src, index, cp.size)?))?;
+        let file = ProofFile {
+            extra: None,
+            index,
+            proof,
+            checkpoint: Note::parse(&cp.note)?,
+        };
+        Ok(file.to_text())
+    }
+
+    /// The consistency proof between tree sizes `from` and `to` (both at most the current size),
+    /// with the two roots.
+    ///
+    /// # Errors
+    /// Sizes out of range or a proof that cannot be built.
+    pub fn consistency(
+        &self,
+        channel: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<(Hash, Hash, Vec<Hash>)> {
+        let size = self.size(channel)?;
+        if to > size {
+            return Err(LedgerError::Proof(
+                ledgerbridge_ledger_core::ProofError::BadSizes {
+                    size1: from,
+                    size2: to,
+                },
+            ));
+        }
+        self.with_tiles(channel, |src| {
+            let proof = consistency_proof(src, from, to)?;
+            Ok((root(src, from)?, root(src, to)?, proof))
+        })
+    }
+
+    fn with_tiles<T>(
+        &self,
+        channel: &str,
+        f: impl FnOnce(
+            &TileSource<
+                '_,
+                &mut dyn FnMut(u8, u64) -> std::result::Result<Option<Vec<Hash>>, String>,
+            >,
+        ) -> Result<T>,
+    ) -> Result<T> {
+        let state = self.state(channel)?;
+        let edge = lock(&state).edge.clone();
+        let mut conn = self.store.conn()?;
+        let mut fetch = |l: u8, i: u64| fetch_tile(&mut conn, channel, l, i);
+        let src = TileSource::new(
+            &edge,
+            &mut fetch as &mut dyn FnMut(u8, u64) -> std::result::Result<Option<Vec<Hash>>, String>,
+        );
+        f(&src)
+    }
+
+    /// Signing keys: adds a new active log key for `channel` (both sign from now on).
+    ///
+    /// # Errors
+    /// Key file or store failure.
+    pub fn add_log_key(&self, channel: &str) -> Result<String> {
+        let state = self.state(channel)?;
+        let mut state = lock(&state);
+        let key = SignerKey::generate(
+            &state.origin,
+            ledgerbridge_ledger_core::note::KeyType::Ed25519,
+        )?;
+        let mut signers: Vec<SignerKey> = keys::load(&self.keys_dir, channel)?;
+        signers.push(SignerKey::parse(&key.to_skey())?);
+        keys::store(&self.keys_dir, channel, &signers)?;
+        let vkey = key.verifier().to_vkey();
+        let mut conn = self.store.conn()?;
+        publish_vkey(&mut conn, channel, &vkey, "log")?;
+        state.signers = signers;
+        Ok(vkey)
+    }
+
+    /// Signing keys: stops signing with the key whose vkey is given; it stays published so
+    /// earlier checkpoints stay verifiable.
+    ///
+    /// # Errors
+    /// It is the last active key, or key file / store failure.
+    pub fn retire_log_key(&self, channel: &str, vkey: &str) -> Result<()> {
+        let state = self.state(channel)?;
+        let mut state = lock(&state);
+        let signers: Vec<SignerKey> = keys::load(&self.keys_dir, channel)?
+            .into_iter()
+            .filter(|k| k.verifier().to_vkey() != vkey)
+            .collect();
+        if signers.is_empty() {
+            return Err(LedgerError::Keys(
+                "cannot retire the last active log key".into(),
+            ));
+        }
+        keys::store(&self.keys_dir, channel, &signers)?;
+        let mut conn = self.store.conn()?;
+        diesel::update(
+            ledger_keys::table
+                .filter(ledger_keys::channel.eq(channel))
+                .filter(ledger_keys::vkey.eq(vkey)),
+        )
+        .set(ledger_keys::active.eq(false))
+        .execute(&mut *conn)?;
+        state.signers = signers;
+        Ok(())
+    }
+}
+
+/// Base64 (standard) of a hash, for APIs.
+#[must_use]
+pub(crate) fn b64(hash: &Hash) -> String {
+    base64::engine::general_purpose::STANDARD.encode(hash)
+}

@@ -1,0 +1,371 @@
+//! The ledger runtime, one body per behaviour, on SQLite and on a real PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
+
+use diesel::prelude::*;
+use ledgerbridge_ledger::{Ledger, LedgerError, NewEntry};
+use ledgerbridge_ledger_core::checkpoint::Checkpoint;
+use ledgerbridge_ledger_core::note::{Note, VerifierKey};
+use ledgerbridge_ledger_core::proof_file::{Policy, ProofFile, verify};
+use ledgerbridge_ledger_core::verify_consistency;
+use ledgerbridge_store::testing::TestStore;
+
+fn event(i: usize) -> NewEntry {
+    NewEntry {
+        event_id: format!("claim:h1:{i:06}"),
+        event_type: "claim".into(),
+        connector: "his".into(),
+        source_position: format!("binlog.000001:{}", 100 + i),
+        mapping_version: "his-claims@1".into(),
+        subject: Some(format!("patient-{}", i % 7)),
+        payload: format!("{{\"claim\":{i},\"amount\":{}}}", 1000 + i).into_bytes(),
+    }
+}
+
+struct Node {
+    ledger: Ledger,
+    keys: tempfile::TempDir,
+}
+
+fn node(ts: &TestStore) -> Node {
+    let keys = tempfile::tempdir().unwrap();
+    let ledger = Ledger::open(
+        ts.store.clone(),
+        keys.path().join("keys"),
+        "ledgerbridge.test/node-a",
+    )
+    .unwrap();
+    ledger.ensure_channel("claims").unwrap();
+    Node { ledger, keys }
+}
+
+fn policy(ledger: &Ledger) -> Policy {
+    Policy::from_vkeys(&ledger.vkeys("claims").unwrap().join("\n"), None).unwrap()
+}
+
+fn append_is_idempotent_and_every_entry_is_provable(ts: &TestStore) {
+    let n = node(ts);
+    let l = &n.ledger;
+    let (first, cp) = l
+        .append("claims", &(0..300).map(event).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(
+        first.iter().map(|a| a.index).collect::<Vec<_>>(),
+        (0..300).collect::<Vec<u64>>()
+    );
+    let cp = cp.unwrap();
+    assert_eq!(cp.size, 300);
+    // Same ids again (and a duplicate inside the batch): nothing added, same indexes, no checkpoint.
+    let again: Vec<NewEntry> = [event(5), event(299), event(5)].into();
+    let (dups, none) = l.append("claims", &again).unwrap();
+    assert!(none.is_none());
+    assert_eq!(
+        dups.iter()
+            .map(|a| (a.index, a.existing))
+            .collect::<Vec<_>>(),
+        [(5, true), (299, true), (5, true)]
+    );
+    // Mixed batch: one old, two new (one twice).
+    let (mixed, cp2) = l
+        .append("claims", &[event(1), event(300), event(301), event(300)])
+        .unwrap();
+    assert_eq!(
+        mixed
+            .iter()
+            .map(|a| (a.index, a.existing))
+            .collect::<Vec<_>>(),
+        [(1, true), (300, false), (301, false), (300, true)]
+    );
+    assert_eq!(cp2.unwrap().size, 302);
+    assert_eq!(l.size("claims").unwrap(), 302);
+
+    let policy = policy(l);
+    for i in [0u64, 1, 150, 255, 256, 301] {
+        let text = l.proof_file("claims", i).unwrap();
+        let entry = l.entry("claims", i).unwrap();
+        let verdict = verify(&ProofFile::parse(&text).unwrap(), &entry.leaf_data, &policy).unwrap();
+        assert_eq!(verdict.checkpoint.size, 302);
+        assert_eq!(entry.entry.event_id, format!("claim:h1:{i:06}"));
+        assert_eq!(entry.entry.channel, "claims");
+    }
+    assert!(matches!(
+        l.entry("claims", 302),
+        Err(LedgerError::NoEntry { .. })
+    ));
+    assert!(l.proof_file("claims", 302).is_err());
+    assert_eq!(l.index_of("claims", "claim:h1:000042").unwrap(), Some(42));
+    assert_eq!(
+        l.payload("claims", "claim:h1:000042").unwrap().unwrap(),
+        event(42).payload
+    );
+
+    let (r1, r2, proof) = l.consistency("claims", 300, 302).unwrap();
+    assert_eq!(r1, cp.root);
+    verify_consistency(300, 302, &proof, &r1, &r2).unwrap();
+    assert!(l.consistency("claims", 0, 5).is_err());
+    assert!(l.consistency("claims", 5, 303).is_err());
+}
+
+fn state_survives_a_restart(ts: &TestStore) {
+    let keys;
+    {
+        let n = node(ts);
+        n.ledger
+            .append("claims", &(0..700).map(event).collect::<Vec<_>>())
+            .unwrap();
+        keys = n.keys;
+    }
+    let l = Ledger::open(
+        ts.store.clone(),
+        keys.path().join("keys"),
+        "ledgerbridge.test/node-a",
+    )
+    .unwrap();
+    assert_eq!(l.size("claims").unwrap(), 700);
+    let (more, cp) = l
+        .append("claims", &(695..710).map(event).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(more.iter().filter(|a| !a.existing).count(), 10);
+    assert_eq!(cp.unwrap().size, 710);
+    let report = l.audit("claims", |_, _| {}).unwrap();
+    assert_eq!(report.finding, None, "{report:?}");
+    assert_eq!(report.entries, 710);
+    assert_eq!(report.checkpoints, 2);
+    assert_eq!(report.blocks, 2);
+}
+
+fn checkpoints_are_signed_notes_and_keys_rotate(ts: &TestStore) {
+    let n = node(ts);
+    let l = &n.ledger;
+    l.append("claims", &[event(0)]).unwrap();
+    let old_vkeys = l.vkeys("claims").unwrap();
+    assert_eq!(old_vkeys.len(), 1);
+    let old = VerifierKey::parse(&old_vkeys[0]).unwrap();
+    assert_eq!(old.name(), "ledgerbridge.test/node-a/claims");
+    let new_vkey = l.add_log_key("claims").unwrap();
+    let (_, cp) = l.append("claims", &[event(1)]).unwrap();
+    let note = Note::parse(&cp.unwrap().note).unwrap();
+    assert_eq!(
+        note.signatures.len(),
+        2,
+        "old and new keys both sign during rotation"
+    );
+    l.retire_log_key("claims", &old_vkeys[0]).unwrap();
+    let (_, cp) = l.append("claims", &[event(2)]).unwrap();
+    let note = Note::parse(&cp.unwrap().note).unwrap();
+    assert_eq!(note.signatures.len(), 1);
+    note.verify(&[VerifierKey::parse(&new_vkey).unwrap()])
+        .unwrap();
+    assert!(note.verify(&[old]).is_err());
+    assert!(
+        l.retire_log_key("claims", &new_vkey).is_err(),
+        "the last key cannot be retired"
+    );
+    // The retired key stays published: the first checkpoint still verifies, and so does the audit.
+    assert_eq!(l.vkeys("claims").unwrap().len(), 2);
+    let cp = Checkpoint::parse(
+        &Note::parse(&l.checkpoint("claims").unwrap().unwrap().note)
+            .unwrap()
+            .text,
+    )
+    .unwrap();
+    assert_eq!(cp.size, 3);
+    assert_eq!(l.audit("claims", |_, _| {}).unwrap().finding, None);
+}
+
+fn erasure_removes_payloads_and_keeps_every_proof(ts: &TestStore) {
+    let n = node(ts);
+    let l = &n.ledger;
+    l.append("claims", &(0..20).map(event).collect::<Vec<_>>())
+        .unwrap();
+    let erased = l
+        .erase_subject("patient-3", "data subject request 2026-114")
+        .unwrap();
+    assert_eq!(erased.len(), 1);
+    assert_eq!(erased[0].1.index, 20);
+    for i in [3usize, 10, 17] {
+        assert_eq!(
+            l.payload("claims", &event(i).event_id).unwrap(),
+            None,
+            "payload {i} erased"
+        );
+    }
+    assert!(l.payload("claims", &event(4).event_id).unwrap().is_some());
+    let policy = policy(l);
+    for i in 0..21u64 {
+        let entry = l.entry("claims", i).unwrap();
+        verify(
+            &ProofFile::parse(&l.proof_file("claims", i).unwrap()).unwrap(),
+            &entry.leaf_data,
+            &policy,
+        )
+        .unwrap();
+    }
+    let erasure = l.entry("claims", 20).unwrap();
+    assert_eq!(erasure.entry.event_type, "ledger.erasure");
+    assert!(
+        String::from_utf8(
+            l.payload("claims", &erasure.entry.event_id)
+                .unwrap()
+                .unwrap()
+        )
+        .unwrap()
+        .contains("patient-3")
+    );
+    assert_eq!(l.audit("claims", |_, _| {}).unwrap().finding, None);
+}
+
+fn invalid_input_is_refused_naming_the_field(ts: &TestStore) {
+    let n = node(ts);
+    let l = &n.ledger;
+    let mut bad = event(1);
+    bad.event_type = String::new();
+    let err = l.append("claims", &[event(0), bad]).unwrap_err();
+    assert_eq!(err.to_string(), "entry 1: field `event_type`: is required");
+    assert_eq!(
+        l.size("claims").unwrap(),
+        0,
+        "nothing of a refused batch is visible"
+    );
+    assert!(matches!(
+        l.append("nope", &[event(0)]),
+        Err(LedgerError::UnknownChannel(_))
+    ));
+    assert!(matches!(
+        l.ensure_channel("Bad Name"),
+        Err(LedgerError::InvalidChannel(_))
+    ));
+}
+
+fn audit_finds_tampering_where_it_is(ts: &TestStore) {
+    use ledgerbridge_store::schema::ledger_entries;
+    let n = node(ts);
+    let l = &n.ledger;
+    l.append("claims", &(0..600).map(event).collect::<Vec<_>>())
+        .unwrap();
+    l.append("claims", &(600..610).map(event).collect::<Vec<_>>())
+        .unwrap();
+    let mut progress = Vec::new();
+    assert_eq!(
+        l.audit("claims", |d, t| progress.push((d, t)))
+            .unwrap()
+            .finding,
+        None
+    );
+    assert_eq!(progress.last(), Some(&(610, 610)));
+
+    let mut conn = ts.store.conn().unwrap();
+    // A rewritten leaf (operator edits an entry and its hash): the checkpoint root no longer matches.
+    let original: Vec<u8> = ledger_entries::table
+        .filter(ledger_entries::idx.eq(42))
+        .select(ledger_entries::leaf_data)
+        .first(&mut *conn)
+        .unwrap();
+    let mut forged = original.clone();
+    let last = forged.len() - 1;
+    forged[last] ^= 1;
+    let forged_hash = ledgerbridge_ledger_core::leaf_hash(&forged).to_vec();
+    diesel::update(ledger_entries::table.filter(ledger_entries::idx.eq(42)))
+        .set((
+            ledger_entries::leaf_data.eq(&forged),
+            ledger_entries::leaf_hash.eq(&forged_hash),
+        ))
+        .execute(&mut *conn)
+        .unwrap();
+    let f = l.audit("claims", |_, _| {}).unwrap().finding.unwrap();
+    assert_eq!(f.location, "tile 0/0", "{f:?}");
+    // Only the leaf data changed: the row itself is flagged.
+    diesel::update(ledger_entries::table.filter(ledger_entries::idx.eq(42)))
+        .set(ledger_entries::leaf_data.eq(&original))
+        .execute(&mut *conn)
+        .unwrap();
+    let f = l.audit("claims", |_, _| {}).unwrap().finding.unwrap();
+    assert_eq!(f.location, "entry 42");
+    assert!(f.problem.contains("tampered row"));
+    let real_hash = ledgerbridge_ledger_core::leaf_hash(&original).to_vec();
+    diesel::update(ledger_entries::table.filter(ledger_entries::idx.eq(42)))
+        .set(ledger_entries::leaf_hash.eq(&real_hash))
+        .execute(&mut *conn)
+        .unwrap();
+    assert_eq!(l.audit("claims", |_, _| {}).unwrap().finding, None);
+
+    // A deleted row: a gap.
+    diesel::delete(ledger_entries::table.filter(ledger_entries::idx.eq(7)))
+        .execute(&mut *conn)
+        .unwrap();
+    let f = l.audit("claims", |_, _| {}).unwrap().finding.unwrap();
+    assert_eq!(f.location, "entry 7");
+    assert!(f.problem.contains("gap"));
+}
+
+fn audit_catches_a_forged_checkpoint_signature_and_a_tampered_tile(ts: &TestStore) {
+    use ledgerbridge_store::schema::{ledger_checkpoints, ledger_tiles};
+    let n = node(ts);
+    let l = &n.ledger;
+    l.append("claims", &(0..300).map(event).collect::<Vec<_>>())
+        .unwrap();
+    let mut conn = ts.store.conn().unwrap();
+    let note: String = ledger_checkpoints::table
+        .select(ledger_checkpoints::note)
+        .first(&mut *conn)
+        .unwrap();
+    let mut parsed = Note::parse(&note).unwrap();
+    parsed.signatures[0].signature[0] ^= 1;
+    diesel::update(ledger_checkpoints::table)
+        .set(ledger_checkpoints::note.eq(parsed.to_text()))
+        .execute(&mut *conn)
+        .unwrap();
+    let f = l.audit("claims", |_, _| {}).unwrap().finding.unwrap();
+    assert_eq!(f.location, "checkpoint 300");
+    assert!(f.problem.contains("bad signature"), "{f:?}");
+    diesel::update(ledger_checkpoints::table)
+        .set(ledger_checkpoints::note.eq(&note))
+        .execute(&mut *conn)
+        .unwrap();
+
+    let tile: Vec<u8> = ledger_tiles::table
+        .filter(ledger_tiles::level.eq(0))
+        .filter(ledger_tiles::idx.eq(1))
+        .select(ledger_tiles::hashes)
+        .first(&mut *conn)
+        .unwrap();
+    let mut bad = tile.clone();
+    bad[0] ^= 1;
+    diesel::update(
+        ledger_tiles::table
+            .filter(ledger_tiles::level.eq(0))
+            .filter(ledger_tiles::idx.eq(1)),
+    )
+    .set(ledger_tiles::hashes.eq(&bad))
+    .execute(&mut *conn)
+    .unwrap();
+    let f = l.audit("claims", |_, _| {}).unwrap().finding.unwrap();
+    assert_eq!(f.location, "tile 0/1");
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::TestStore::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::TestStore::postgres(concat!("ledger_", stringify!($name))));
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    append_is_idempotent_and_every_entry_is_provable,
+    state_survives_a_restart,
+    checkpoints_are_signed_notes_and_keys_rotate,
+    erasure_removes_payloads_and_keeps_every_proof,
+    invalid_input_is_refused_naming_the_field,
+    audit_finds_tampering_where_it_is,
+    audit_catches_a_forged_checkpoint_signature_and_a_tampered_tile,
+);
