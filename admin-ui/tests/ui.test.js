@@ -16,7 +16,7 @@ import { chromium } from 'playwright-core';
 const BASE_URL = requiredEnv('LEDGERBRIDGE_URL').replace(/\/+$/, '');
 const TOKEN = requiredEnv('LEDGERBRIDGE_TOKEN');
 const WRONG_TOKEN = 'lbt_not-a-valid-token';
-const COMPONENTS = ['api', 'store', 'bus'];
+const COMPONENTS = ['api', 'store', 'bus', 'ledger'];
 const SCREENSHOT = fileURLToPath(new URL('../test-results/status.png', import.meta.url));
 const TIMEOUT_MS = 15_000;
 

@@ -139,3 +139,36 @@ impl HealthCheck for BusHealth {
         self.0.health().await.map_err(|e| e.to_string())
     }
 }
+
+/// Health of the ledger: every channel and its size.
+#[derive(Debug)]
+pub struct LedgerHealth(pub ledgerbridge_ledger::Ledger);
+
+#[async_trait]
+impl HealthCheck for LedgerHealth {
+    fn name(&self) -> &str {
+        "ledger"
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        let ledger = self.0.clone();
+        let sizes = web::block(move || {
+            ledger
+                .channels()?
+                .into_iter()
+                .map(|c| ledger.size(&c).map(|s| format!("{c} {s}")))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        Ok(format!(
+            "channels: {}",
+            if sizes.is_empty() {
+                "none".into()
+            } else {
+                sizes.join(", ")
+            }
+        ))
+    }
+}

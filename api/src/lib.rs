@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod error;
 mod health;
+mod ledger;
 mod system;
 mod ui;
 
@@ -23,7 +24,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa_actix_web::AppExt;
 
 pub use health::{
-    BusHealth, ComponentHealth, ComponentState, HealthCheck, HealthReport, StoreHealth,
+    BusHealth, ComponentHealth, ComponentState, HealthCheck, HealthReport, LedgerHealth,
+    StoreHealth,
 };
 
 use error::{ApiError, ErrorCode};
@@ -37,6 +39,8 @@ pub struct AppState {
     pub store: Store,
     /// The bus.
     pub bus: Arc<dyn Bus>,
+    /// The ledger.
+    pub ledger: ledgerbridge_ledger::Ledger,
     /// Name of the topic that records what the node itself does (`<prefix>system`).
     pub system_topic: String,
     /// Components reported by `/api/v1/health`, in order.
@@ -74,7 +78,13 @@ impl utoipa::Modify for BearerAuth {
 pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(health::get_health)
         .service(system::get_whoami)
-        .service(system::list_system_events);
+        .service(system::list_system_events)
+        .service(ledger::get_ledger_checkpoint)
+        .service(ledger::get_ledger_keys)
+        .service(ledger::get_ledger_entry)
+        .service(ledger::get_ledger_entry_proof)
+        .service(ledger::get_ledger_consistency)
+        .service(ledger::create_ledger_entry);
 }
 
 /// The OpenAPI 3.1 document of the API.
@@ -105,12 +115,19 @@ pub fn app(
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .app_data(state)
+        .app_data(web::PathConfig::default().error_handler(|e, _| {
+            ApiError::new(ErrorCode::NotFound, format!("no such resource: {e}")).into()
+        }))
         .app_data(web::QueryConfig::default().error_handler(|e, _| {
             ApiError::new(ErrorCode::BadRequest, format!("query string: {e}")).into()
         }))
-        .app_data(web::JsonConfig::default().error_handler(|e, _| {
-            ApiError::new(ErrorCode::BadRequest, format!("request body: {e}")).into()
-        }))
+        .app_data(
+            web::JsonConfig::default()
+                .limit(2 * ledger::MAX_PAYLOAD_BYTES)
+                .error_handler(|e, _| {
+                    ApiError::new(ErrorCode::BadRequest, format!("request body: {e}")).into()
+                }),
+        )
         .configure(routes)
         .split_for_parts();
     let api = Arc::new(api);

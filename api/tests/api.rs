@@ -24,15 +24,24 @@ fn node_with(extra: Vec<Arc<dyn HealthCheck>>) -> Node {
     let bus: Arc<dyn Bus> =
         Arc::new(EmbeddedLog::open(dir.path().join("log"), EmbeddedLogOptions::default()).unwrap());
     let (token, _) = store.create_token("admin (test)", Role::Admin).unwrap();
+    let ledger = ledgerbridge_ledger::Ledger::open(
+        store.clone(),
+        dir.path().join("keys"),
+        "ledgerbridge.test/api",
+    )
+    .unwrap();
+    ledger.ensure_channel("claims").unwrap();
     let mut components: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(StoreHealth(store.clone())),
         Arc::new(BusHealth(Arc::clone(&bus))),
+        Arc::new(ledgerbridge_api::LedgerHealth(ledger.clone())),
     ];
     components.extend(extra);
     let state = web::Data::new(AppState {
         node_id: "test-node".into(),
         store,
         bus,
+        ledger,
         system_topic: "system".into(),
         components,
         started: Instant::now(),
@@ -76,7 +85,7 @@ async fn health_names_every_component() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["api", "store", "bus"]);
+    assert_eq!(names, ["api", "store", "bus", "ledger"]);
     assert!(
         body["components"]
             .as_array()
@@ -111,8 +120,8 @@ async fn health_is_503_with_the_reason_when_a_component_is_down() {
     let (status, body) = call(&node, test::TestRequest::get().uri("/api/v1/health")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "down");
-    assert_eq!(body["components"][3]["state"], "down");
-    assert_eq!(body["components"][3]["detail"], "consumer group lost");
+    assert_eq!(body["components"][4]["state"], "down");
+    assert_eq!(body["components"][4]["detail"], "consumer group lost");
 }
 
 #[actix_web::test]
@@ -241,5 +250,158 @@ async fn openapi_document_matches_the_snapshot() {
                 "{method} {path}: operation id `{id}` is not verb_resource"
             );
         }
+    }
+}
+
+async fn text(node: &Node, req: test::TestRequest) -> (StatusCode, String) {
+    let service = test::init_service(app(node.state.clone())).await;
+    let response = test::call_service(&service, req.to_request()).await;
+    let status = response.status();
+    (
+        status,
+        String::from_utf8(test::read_body(response).await.to_vec()).unwrap(),
+    )
+}
+
+fn anchor(node: &Node, body: Value) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri("/api/v1/ledger/claims/entries")
+        .insert_header(("Authorization", format!("Bearer {}", node.token)))
+        .set_json(body)
+}
+
+#[actix_web::test]
+async fn auditors_get_checkpoints_keys_entries_and_proofs_that_verify_offline() {
+    use ledgerbridge_ledger_core::proof_file::{Policy, ProofFile, verify};
+    let node = node_with(vec![]);
+    let (status, _) = text(
+        &node,
+        test::TestRequest::get().uri("/api/v1/ledger/claims/checkpoint"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "empty channel: no checkpoint yet"
+    );
+    for i in 0..5 {
+        let body = serde_json::json!({"event_id": format!("claim:{i}"), "event_type": "claim", "subject": "p-1", "payload": {"amount": i}});
+        let (status, resp) = call(&node, anchor(&node, body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{resp}");
+        assert_eq!(resp["index"], i);
+    }
+    let again = serde_json::json!({"event_id": "claim:2", "event_type": "claim", "payload": {}});
+    let (status, resp) = call(&node, anchor(&node, again)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(resp["existing"], true);
+    assert_eq!(resp["index"], 2);
+
+    let (status, checkpoint) = text(
+        &node,
+        test::TestRequest::get().uri("/api/v1/ledger/claims/checkpoint"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        checkpoint.starts_with("ledgerbridge.test/api/claims\n5\n"),
+        "{checkpoint}"
+    );
+    let (_, keys) = text(
+        &node,
+        test::TestRequest::get().uri("/api/v1/ledger/claims/keys"),
+    )
+    .await;
+    assert!(keys.starts_with("ledgerbridge.test/api/claims+"), "{keys}");
+    let (status, entry) = call(
+        &node,
+        test::TestRequest::get().uri("/api/v1/ledger/claims/entries/3"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(entry["event_id"], "claim:3");
+    assert_eq!(entry["connector"], "api");
+    use base64::Engine as _;
+    let leaf_data = base64::engine::general_purpose::STANDARD
+        .decode(entry["leaf_data"].as_str().unwrap())
+        .unwrap();
+    let (status, proof) = text(
+        &node,
+        test::TestRequest::get().uri("/api/v1/ledger/claims/entries/3/proof"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let policy = Policy::from_vkeys(&keys, None).unwrap();
+    verify(&ProofFile::parse(&proof).unwrap(), &leaf_data, &policy).unwrap();
+    let (status, c) = call(
+        &node,
+        test::TestRequest::get().uri("/api/v1/ledger/claims/consistency?from=2&to=5"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{c}");
+    assert_eq!(c["proof"].as_array().unwrap().len(), 2);
+}
+
+#[actix_web::test]
+async fn bad_anchors_and_lookups_get_the_error_envelope_naming_the_field() {
+    let node = node_with(vec![]);
+    let cases = [
+        (
+            serde_json::json!({"event_type": "claim", "payload": {}}),
+            "event_id",
+        ),
+        (
+            serde_json::json!({"event_id": "", "event_type": "claim", "payload": {}}),
+            "event_id",
+        ),
+        (
+            serde_json::json!({"event_id": "x", "event_type": "claim", "payload": {}, "colour": 1}),
+            "colour",
+        ),
+        (
+            serde_json::json!({"event_id": "x", "event_type": "c".repeat(2000), "payload": {}}),
+            "event_type",
+        ),
+        (
+            serde_json::json!({"event_id": "x", "event_type": "claim", "payload": "x".repeat(300_000)}),
+            "payload",
+        ),
+        (
+            serde_json::json!({"event_id": "x", "event_type": "claim", "subject": "", "payload": {}}),
+            "subject",
+        ),
+    ];
+    for (body, field) in cases {
+        let (status, resp) = call(&node, anchor(&node, body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {resp}");
+        assert_error(&resp, "bad_request");
+        assert!(
+            resp["error"]["message"].as_str().unwrap().contains(field),
+            "{field}: {resp}"
+        );
+    }
+    let unauthenticated = test::TestRequest::post()
+        .uri("/api/v1/ledger/claims/entries")
+        .set_json(serde_json::json!({"event_id": "x", "event_type": "c", "payload": {}}));
+    assert_eq!(
+        call(&node, unauthenticated).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    for (uri, code) in [
+        ("/api/v1/ledger/nope/checkpoint", "not_found"),
+        ("/api/v1/ledger/claims/entries/0", "not_found"),
+        ("/api/v1/ledger/claims/entries/0/proof", "not_found"),
+        ("/api/v1/ledger/claims/entries/-1", "not_found"),
+        (
+            "/api/v1/ledger/claims/consistency?from=1&to=9",
+            "bad_request",
+        ),
+        (
+            "/api/v1/ledger/claims/consistency?from=x&to=9",
+            "bad_request",
+        ),
+    ] {
+        let (status, resp) = call(&node, test::TestRequest::get().uri(uri)).await;
+        assert!(status.is_client_error(), "{uri}: {status}");
+        assert_error(&resp, code);
     }
 }

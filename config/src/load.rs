@@ -523,6 +523,25 @@ fn semantic_checks(config: &Config, errors: &mut Vec<Issue>, warnings: &mut Vec<
             }
         }
     }
+    for (i, channel) in config.ledger.channels.iter().enumerate() {
+        let valid = (1..=32).contains(&channel.len())
+            && channel
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !valid {
+            errors.push(Issue {
+                path: ConfigPath(vec![
+                    Segment::Key("ledger".into()),
+                    Segment::Key("channels".into()),
+                    Segment::Index(i),
+                ]),
+                position: None,
+                message: format!(
+                    "`{channel}` is not a channel name: use 1 to 32 of a-z, 0-9 and -"
+                ),
+            });
+        }
+    }
     let secrets = [
         (
             ConfigPath::of(&["store", "postgres", "password"]),

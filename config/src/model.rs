@@ -27,9 +27,47 @@ pub struct Config {
     /// The event backbone: the embedded durable log, or Kafka.
     #[serde(default)]
     pub bus: BusConfig,
+    /// The ledger: channels, checkpoint origins, signing keys.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
     /// Diagnostic logging.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// The ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Channels this node keeps (one Merkle log each), created at start when missing; names of
+    /// 1 to 32 characters from a-z, 0-9 and -.
+    #[serde(default = "default_channels")]
+    pub channels: Vec<String>,
+    /// Prefix of each channel's checkpoint origin (`<prefix>/<channel>`), which is also the name
+    /// of its signing key. Default: `ledgerbridge.local/<node.id>`. Choose it once: it is part of
+    /// every signed checkpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[^\s+]+$"))]
+    pub origin_prefix: Option<String>,
+    /// Directory of the signing keys (owner-only). Default: `keys` in the data directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keys_dir: Option<PathBuf>,
+}
+
+fn default_channels() -> Vec<String> {
+    ["claims", "customs", "land", "bank"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            channels: default_channels(),
+            origin_prefix: None,
+            keys_dir: None,
+        }
+    }
 }
 
 /// Identity and local state of this node.
@@ -397,6 +435,24 @@ impl Config {
             .dir
             .clone()
             .unwrap_or_else(|| self.node.data_dir.join("log"))
+    }
+
+    /// The ledger's checkpoint origin prefix, after applying the node-id default.
+    #[must_use]
+    pub fn ledger_origin_prefix(&self) -> String {
+        self.ledger
+            .origin_prefix
+            .clone()
+            .unwrap_or_else(|| format!("ledgerbridge.local/{}", self.node.id))
+    }
+
+    /// The ledger's keys directory, after applying the data-directory default.
+    #[must_use]
+    pub fn ledger_keys_dir(&self) -> PathBuf {
+        self.ledger
+            .keys_dir
+            .clone()
+            .unwrap_or_else(|| self.node.data_dir.join("keys"))
     }
 
     /// The file holding the admin token created on first start.

@@ -35,6 +35,9 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Inspect and check the node's ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Verify a proof file (c2sp.org/tlog-proof@v1) offline against trusted keys: the log's
     /// signature, the cosignatures the policy requires, and the inclusion of the leaf data.
     ///
@@ -62,6 +65,47 @@ struct ServeArgs {
     /// The node's configuration (see examples/config/production.toml).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum LedgerCommand {
+    /// Recompute every leaf hash, tile and checkpoint root, verify every checkpoint signature
+    /// and the chain of blocks; report the first inconsistency and where it is (exit 1).
+    Audit {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// Audit only this channel [default: every channel].
+        #[arg(long, value_name = "NAME")]
+        channel: Option<String>,
+    },
+}
+
+/// Which node's state to open: a configuration file, or the demo's data directory.
+#[derive(Debug, Args)]
+struct NodeArgs {
+    /// The node's configuration [default: the demo configuration].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// With the demo configuration: its data directory [default: ledgerbridge-data].
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    data_dir: Option<PathBuf>,
+}
+
+impl NodeArgs {
+    fn load(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => load_checked(path)?,
+            None => {
+                load_str(DEMO_CONFIG, "built-in demo configuration")
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .config
+            }
+        };
+        if let Some(dir) = &self.data_dir {
+            config.node.data_dir.clone_from(dir);
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +195,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify(&args),
+        Command::Ledger(LedgerCommand::Audit { node, channel }) => {
+            crate::node::audit(&node.load()?, channel.as_deref())
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod cli;
 mod node;
+mod samples;
 
 use std::process::ExitCode;
 

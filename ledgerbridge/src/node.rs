@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use ledgerbridge_api::{AppState, BusHealth, HealthCheck, StoreHealth};
+use ledgerbridge_api::{AppState, BusHealth, HealthCheck, LedgerHealth, StoreHealth};
 use ledgerbridge_bus::{Bus, EmbeddedLog, EmbeddedLogOptions, Record};
 use ledgerbridge_config::Config;
 use ledgerbridge_config::model::{BusBackend, LogFormat, StoreBackend};
@@ -54,6 +54,7 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
     let store = open_store(&config).await?;
     let bus = open_bus(&config).await?;
     let (token, token_is_new) = admin_token(&store, &config.admin_token_path()).await?;
+    let ledger = open_ledger(&config, &store, mode).await?;
 
     let system_topic = format!("{}system", config.bus.topic_prefix);
     let started = serde_json::json!({
@@ -68,11 +69,13 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
     let components: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(StoreHealth(store.clone())),
         Arc::new(BusHealth(Arc::clone(&bus))),
+        Arc::new(LedgerHealth(ledger.clone())),
     ];
     let state = actix_web::web::Data::new(AppState {
         node_id: config.node.id.clone(),
         store: store.clone(),
         bus: Arc::clone(&bus),
+        ledger,
         system_topic: system_topic.clone(),
         components,
         started: Instant::now(),
@@ -104,19 +107,7 @@ async fn open_store(config: &Config) -> Result<Store> {
             let path = config.sqlite_path();
             Store::open_sqlite(&path).with_context(|| format!("store.sqlite ({})", path.display()))
         }
-        StoreBackend::Postgres => {
-            let Some(pg) = &config.store.postgres else {
-                bail!("store.backend = \"postgres\" needs [store.postgres]");
-            };
-            let mut url = url::Url::parse(&pg.url).context("store.postgres.url")?;
-            if let Some(secret) = &pg.password {
-                let password = secret.resolve().context("store.postgres.password")?;
-                url.set_password(Some(&password))
-                    .map_err(|()| anyhow::anyhow!("store.postgres.url cannot carry a password"))?;
-            }
-            Store::open_postgres(url.as_str(), pg.pool_size, pg.connect_timeout.get())
-                .context("store.postgres")
-        }
+        StoreBackend::Postgres => open_postgres(&config),
     })
     .await
     .context("opening the store was interrupted")?
@@ -169,6 +160,114 @@ async fn open_bus(config: &Config) -> Result<Arc<dyn Bus>> {
             Ok(Arc::new(bus))
         }
     }
+}
+
+/// `ledgerbridge ledger audit`: audits every channel (or one), with a progress bar on a
+/// terminal; exit status 1 when something is inconsistent.
+pub(crate) fn audit(config: &Config, only: Option<&str>) -> Result<std::process::ExitCode> {
+    let store = match config.store.backend {
+        StoreBackend::Sqlite => {
+            let path = config.sqlite_path();
+            if !path.exists() {
+                bail!(
+                    "no store at {}: start the node once, or give --config / --data-dir",
+                    path.display()
+                );
+            }
+            Store::open_sqlite(&path)
+                .with_context(|| format!("store.sqlite ({})", path.display()))?
+        }
+        StoreBackend::Postgres => open_postgres(config)?,
+    };
+    let ledger = ledgerbridge_ledger::Ledger::open(
+        store,
+        config.ledger_keys_dir(),
+        &config.ledger_origin_prefix(),
+    )
+    .context("ledger")?;
+    let channels = match only {
+        Some(c) => vec![c.to_owned()],
+        None => ledger.channels().context("listing the channels")?,
+    };
+    let mut clean = true;
+    for channel in channels {
+        let bar = indicatif::ProgressBar::new(0).with_message(channel.clone());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:>10} [{bar:40}] {pos}/{len} entries ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let report = ledger
+            .audit(&channel, |done, total| {
+                bar.set_length(total);
+                bar.set_position(done);
+            })
+            .with_context(|| format!("auditing `{channel}`"))?;
+        bar.finish_and_clear();
+        match &report.finding {
+            None => println!(
+                "{channel}: OK — {} entries, {} tiles, {} checkpoints, {} blocks verified",
+                report.entries, report.tiles, report.checkpoints, report.blocks
+            ),
+            Some(f) => {
+                clean = false;
+                println!("{channel}: INCONSISTENT at {}: {}", f.location, f.problem);
+            }
+        }
+    }
+    Ok(if clean {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+fn open_postgres(config: &Config) -> Result<Store> {
+    let Some(pg) = &config.store.postgres else {
+        bail!("store.backend = \"postgres\" needs [store.postgres]");
+    };
+    let mut url = url::Url::parse(&pg.url).context("store.postgres.url")?;
+    if let Some(secret) = &pg.password {
+        let password = secret.resolve().context("store.postgres.password")?;
+        url.set_password(Some(&password))
+            .map_err(|()| anyhow::anyhow!("store.postgres.url cannot carry a password"))?;
+    }
+    Store::open_postgres(url.as_str(), pg.pool_size, pg.connect_timeout.get())
+        .context("store.postgres")
+}
+
+/// Opens the ledger and creates the configured channels; the demo also anchors a few sample
+/// events per channel (idempotently: their ids are fixed), so every auditor endpoint answers
+/// from the first start.
+async fn open_ledger(
+    config: &Config,
+    store: &Store,
+    mode: Mode,
+) -> Result<ledgerbridge_ledger::Ledger> {
+    let config = config.clone();
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let ledger = ledgerbridge_ledger::Ledger::open(
+            store,
+            config.ledger_keys_dir(),
+            &config.ledger_origin_prefix(),
+        )
+        .context("ledger")?;
+        for channel in &config.ledger.channels {
+            ledger
+                .ensure_channel(channel)
+                .with_context(|| format!("ledger channel `{channel}`"))?;
+            if mode == Mode::Demo {
+                ledger
+                    .append(channel, &crate::samples::events(channel))
+                    .with_context(|| format!("anchoring the sample events of `{channel}`"))?;
+            }
+        }
+        Ok(ledger)
+    })
+    .await
+    .context("opening the ledger was interrupted")?
 }
 
 /// Reuses the admin token saved in the data directory when the store still knows it; creates

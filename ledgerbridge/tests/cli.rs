@@ -122,7 +122,14 @@ fn event_types(node: &Node, token: &str) -> Vec<String> {
 fn help_explains_every_command() {
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for word in ["demo", "serve", "config", "verify", "embedded default"] {
+    for word in [
+        "demo",
+        "serve",
+        "config",
+        "verify",
+        "ledger",
+        "embedded default",
+    ] {
         assert!(out.contains(word), "--help does not mention {word}:\n{out}");
     }
     let (code, out, _) = run(&["demo", "--help"]);
@@ -240,6 +247,103 @@ fn demo_serves_health_and_keeps_its_state_and_token_across_restarts() {
             "the token file is readable by others: {mode:o}"
         );
     }
+}
+
+fn get_text(url: &str) -> (u16, String) {
+    let resp = reqwest::blocking::get(url).unwrap();
+    (resp.status().as_u16(), resp.text().unwrap())
+}
+
+#[test]
+fn demo_anchors_sample_events_auditors_verify_them_and_audit_catches_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = Node::start(&[
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let (status, health) = node.get("/api/v1/health", None);
+    assert_eq!(status, 200);
+    let ledger = component(&health, "ledger")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for channel in ["claims", "customs", "land", "bank"] {
+        assert!(ledger.contains(channel), "{ledger}");
+        let (status, cp) = get_text(&format!("{}/api/v1/ledger/{channel}/checkpoint", node.url));
+        assert_eq!(status, 200, "{channel}");
+        assert!(
+            cp.starts_with(&format!("ledgerbridge.local/demo/{channel}\n")),
+            "{cp}"
+        );
+    }
+    // An auditor downloads the keys, an entry's proof and leaf data, and verifies offline.
+    let (_, keys) = get_text(&format!("{}/api/v1/ledger/claims/keys", node.url));
+    let (_, proof) = get_text(&format!(
+        "{}/api/v1/ledger/claims/entries/2/proof",
+        node.url
+    ));
+    let (_, entry) = node.get("/api/v1/ledger/claims/entries/2", None);
+    use base64::Engine as _;
+    let leaf = base64::engine::general_purpose::STANDARD
+        .decode(entry["leaf_data"].as_str().unwrap())
+        .unwrap();
+    let write = |name: &str, data: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        p.display().to_string()
+    };
+    let (keys, proof, leaf) = (
+        write("keys", keys.as_bytes()),
+        write("p.tlog-proof", proof.as_bytes()),
+        write("leaf", &leaf),
+    );
+    let (code, out, err) = run(&["verify", "--trust", &keys, "--leaf-data", &leaf, &proof]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("OK: entry 2 is in log ledgerbridge.local/demo/claims at tree size 3"),
+        "{out}"
+    );
+    assert_eq!(node.stop(), 0);
+
+    let data_arg = data.to_str().unwrap();
+    let (code, out, err) = run(&["ledger", "audit", "--data-dir", data_arg]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.matches(": OK").count(), 4, "{out}");
+
+    // Somebody edits a stored entry behind the ledger's back.
+    {
+        use diesel::{Connection, RunQueryDsl};
+        let mut c = diesel::SqliteConnection::establish(
+            data.join("ledgerbridge.sqlite3").to_str().unwrap(),
+        )
+        .unwrap();
+        diesel::sql_query(
+            "UPDATE ledger_entries SET leaf_hash = zeroblob(32) WHERE channel = 'bank' AND idx = 1",
+        )
+        .execute(&mut c)
+        .unwrap();
+    }
+    let (code, out, _) = run(&["ledger", "audit", "--data-dir", data_arg]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "bank: INCONSISTENT at entry 1: stored leaf hash does not match its leaf data"
+        ),
+        "{out}"
+    );
+    let (code, out, _) = run(&[
+        "ledger",
+        "audit",
+        "--data-dir",
+        data_arg,
+        "--channel",
+        "claims",
+    ]);
+    assert_eq!(code, 0, "{out}");
 }
 
 #[test]
