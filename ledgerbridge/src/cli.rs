@@ -35,6 +35,9 @@ enum Command {
     /// Work with configuration files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Measure this machine: prints each figure beside its limit.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Inspect and check the node's ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -65,6 +68,26 @@ struct ServeArgs {
     /// The node's configuration (see examples/config/production.toml).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Ledger append throughput, append→checkpoint latency and proof generation, on a fresh
+    /// SQLite store (and PostgreSQL with --postgres), beside the raw insert and SHA-256 rates.
+    Ledger {
+        /// Entries to append.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Entries per batch (one transaction and one signed checkpoint each).
+        #[arg(long, default_value_t = 5_000)]
+        batch: usize,
+        /// Inclusion proofs to generate at the end.
+        #[arg(long, default_value_t = 2_000)]
+        proofs: usize,
+        /// Also measure on this PostgreSQL database (its ledger tables are emptied first!).
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +218,24 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify(&args),
+        Command::Bench(BenchCommand::Ledger {
+            entries,
+            batch,
+            proofs,
+            postgres,
+        }) => {
+            anyhow::ensure!(
+                entries > 0 && batch > 0,
+                "--entries and --batch must be at least 1"
+            );
+            crate::bench::ledger(&crate::bench::LedgerBench {
+                entries,
+                batch,
+                postgres,
+                proofs,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Ledger(LedgerCommand::Audit { node, channel }) => {
             crate::node::audit(&node.load()?, channel.as_deref())
         }

@@ -1,5 +1,6 @@
 //! The `ledgerbridge` command: run a node (`demo`, `serve`), check configurations, verify proofs.
 
+mod bench;
 mod cli;
 mod node;
 mod samples;

@@ -291,35 +291,43 @@ pub(crate) fn block_hash_of(
     sha256(&data)
 }
 
-fn subject_key(
-    c: &mut AnyConnection,
-    subject: &str,
-    cache: &mut HashMap<String, Vec<u8>>,
-) -> Result<Vec<u8>> {
-    if let Some(k) = cache.get(subject) {
-        return Ok(k.clone());
+/// The data subject whose key encrypts an entry's payload (the channel's own without one).
+fn subject_of(e: &NewEntry, channel: &str) -> String {
+    e.subject
+        .clone()
+        .unwrap_or_else(|| format!("_channel:{channel}"))
+}
+
+/// The keys of every subject in `subjects`, creating (in one multi-row insert) those missing.
+fn subject_keys(c: &mut AnyConnection, subjects: &[String]) -> Result<HashMap<String, Vec<u8>>> {
+    let mut keys = HashMap::with_capacity(subjects.len());
+    for chunk in subjects.chunks(CHUNK) {
+        let found = ledger_subject_keys::table
+            .filter(ledger_subject_keys::subject.eq_any(chunk))
+            .select((ledger_subject_keys::subject, ledger_subject_keys::key_bytes))
+            .load::<(String, Vec<u8>)>(c)?;
+        keys.extend(found);
     }
-    let existing = ledger_subject_keys::table
-        .filter(ledger_subject_keys::subject.eq(subject))
-        .select(ledger_subject_keys::key_bytes)
-        .first::<Vec<u8>>(c)
-        .optional()?;
-    let key = match existing {
-        Some(k) => k,
-        None => {
-            let k = payload::random::<32>()?.to_vec();
-            diesel::insert_into(ledger_subject_keys::table)
-                .values((
-                    ledger_subject_keys::subject.eq(subject),
-                    ledger_subject_keys::key_bytes.eq(&k),
-                    ledger_subject_keys::created_at_ms.eq(now_ms()),
-                ))
-                .execute(c)?;
-            k
+    let now = now_ms();
+    let mut missing = Vec::new();
+    for subject in subjects {
+        if !keys.contains_key(subject) {
+            let key = payload::random::<32>()?.to_vec();
+            missing.push((
+                ledger_subject_keys::subject.eq(subject.clone()),
+                ledger_subject_keys::key_bytes.eq(key.clone()),
+                ledger_subject_keys::created_at_ms.eq(now),
+            ));
+            keys.insert(subject.clone(), key);
         }
-    };
-    cache.insert(subject.to_owned(), key.clone());
-    Ok(key)
+    }
+    for chunk in missing.chunks(CHUNK) {
+        on_backend!(
+            c,
+            diesel::insert_into(ledger_subject_keys::table).values(chunk)
+        )?;
+    }
+    Ok(keys)
 }
 
 impl Ledger {
@@ -369,7 +377,14 @@ impl Ledger {
             let mut result = Vec::with_capacity(batch.len());
             let mut rows = Vec::new();
             let mut payload_rows = Vec::new();
-            let mut keys_cache = HashMap::new();
+            let mut subjects: Vec<String> = batch
+                .iter()
+                .filter(|e| !existing.contains_key(&e.event_id))
+                .map(|e| subject_of(e, channel))
+                .collect();
+            subjects.sort_unstable();
+            subjects.dedup();
+            let subject_keys = subject_keys(c, &subjects)?;
             for (position, e) in batch.iter().enumerate() {
                 if let Some(&index) = existing.get(&e.event_id) {
                     result.push(Appended {
@@ -401,14 +416,13 @@ impl Ledger {
                     index,
                     existing: false,
                 });
-                let subject = e
-                    .subject
-                    .clone()
-                    .unwrap_or_else(|| format!("_channel:{channel}"));
-                let key = subject_key(c, &subject, &mut keys_cache)?;
+                let subject = subject_of(e, channel);
+                let key = subject_keys
+                    .get(&subject)
+                    .ok_or_else(|| LedgerError::Corrupt(format!("no key for subject {subject}")))?;
                 let mut plain = salt.to_vec();
                 plain.extend_from_slice(&e.payload);
-                let (nonce, ciphertext) = payload::seal(&key, channel, &e.event_id, &plain)?;
+                let (nonce, ciphertext) = payload::seal(key, channel, &e.event_id, &plain)?;
                 rows.push((
                     ledger_entries::channel.eq(channel.to_owned()),
                     ledger_entries::idx.eq(to_i64(index)),
