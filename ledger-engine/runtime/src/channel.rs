@@ -717,7 +717,21 @@ impl Ledger {
         let state = self.state(channel)?;
         let edge = lock(&state).edge.clone();
         let mut conn = self.store.conn()?;
-        let mut fetch = |l: u8, i: u64| fetch_tile(&mut conn, channel, l, i);
+        let mut fetch = |l: u8, i: u64| {
+            let key = (channel.to_owned(), l, i);
+            if let Some(t) = lock(&self.full_tiles).get(&key) {
+                return Ok(Some(t.as_ref().clone()));
+            }
+            let tile = fetch_tile(&mut conn, channel, l, i)?;
+            if let Some(t) = tile.as_ref().filter(|t| t.len() == WIDTH) {
+                let mut cache = lock(&self.full_tiles);
+                if cache.len() >= crate::FULL_TILE_CACHE {
+                    cache.clear();
+                }
+                cache.insert(key, std::sync::Arc::new(t.clone()));
+            }
+            Ok(tile)
+        };
         let src = TileSource::new(
             &edge,
             &mut fetch as &mut dyn FnMut(u8, u64) -> std::result::Result<Option<Vec<Hash>>, String>,

@@ -94,7 +94,15 @@ pub struct Ledger {
     keys_dir: PathBuf,
     origin_prefix: String,
     channels: Arc<Mutex<HashMap<String, Arc<Mutex<channel::ChannelState>>>>>,
+    /// Full tiles never change once written, so proofs read them from here after the first time.
+    full_tiles: Arc<Mutex<TileCache>>,
 }
+
+/// Full tiles by (channel, level, index).
+type TileCache = HashMap<(String, u8, u64), Arc<Vec<ledgerbridge_ledger_core::Hash>>>;
+
+/// Full tiles kept in memory (8 KiB each): 32 MiB at most.
+const FULL_TILE_CACHE: usize = 4096;
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,6 +139,7 @@ impl Ledger {
             keys_dir,
             origin_prefix: origin_prefix.trim_end_matches('/').to_owned(),
             channels: Arc::new(Mutex::new(HashMap::new())),
+            full_tiles: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
