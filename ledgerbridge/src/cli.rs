@@ -92,6 +92,34 @@ enum BenchCommand {
 
 #[derive(Debug, Subcommand)]
 enum LedgerCommand {
+    /// Print a channel's published vkeys (log keys, retired ones included), one per line.
+    Keys {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The channel.
+        #[arg(long, value_name = "NAME")]
+        channel: String,
+    },
+    /// Rotate a channel's signing key: add a new key (old and new both sign from now on; retire
+    /// the old one with `retire-key` once verifiers know the new vkey). Run with the node stopped.
+    AddKey {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The channel.
+        #[arg(long, value_name = "NAME")]
+        channel: String,
+    },
+    /// Stop signing with a key (it stays published so old checkpoints verify). Run with the
+    /// node stopped.
+    RetireKey {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The channel.
+        #[arg(long, value_name = "NAME")]
+        channel: String,
+        /// The vkey to retire.
+        vkey: String,
+    },
     /// Recompute every leaf hash, tile and checkpoint root, verify every checkpoint signature
     /// and the chain of blocks; report the first inconsistency and where it is (exit 1).
     Audit {
@@ -234,6 +262,26 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 postgres,
                 proofs,
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger(LedgerCommand::Keys { node, channel }) => {
+            for vkey in crate::node::open_ledger_offline(&node.load()?)?.vkeys(&channel)? {
+                println!("{vkey}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger(LedgerCommand::AddKey { node, channel }) => {
+            let vkey = crate::node::open_ledger_offline(&node.load()?)?.add_log_key(&channel)?;
+            println!("{vkey}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger(LedgerCommand::RetireKey {
+            node,
+            channel,
+            vkey,
+        }) => {
+            crate::node::open_ledger_offline(&node.load()?)?.retire_log_key(&channel, &vkey)?;
+            println!("retired {vkey}");
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger(LedgerCommand::Audit { node, channel }) => {

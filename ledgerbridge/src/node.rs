@@ -165,26 +165,7 @@ async fn open_bus(config: &Config) -> Result<Arc<dyn Bus>> {
 /// `ledgerbridge ledger audit`: audits every channel (or one), with a progress bar on a
 /// terminal; exit status 1 when something is inconsistent.
 pub(crate) fn audit(config: &Config, only: Option<&str>) -> Result<std::process::ExitCode> {
-    let store = match config.store.backend {
-        StoreBackend::Sqlite => {
-            let path = config.sqlite_path();
-            if !path.exists() {
-                bail!(
-                    "no store at {}: start the node once, or give --config / --data-dir",
-                    path.display()
-                );
-            }
-            Store::open_sqlite(&path)
-                .with_context(|| format!("store.sqlite ({})", path.display()))?
-        }
-        StoreBackend::Postgres => open_postgres(config)?,
-    };
-    let ledger = ledgerbridge_ledger::Ledger::open(
-        store,
-        config.ledger_keys_dir(),
-        &config.ledger_origin_prefix(),
-    )
-    .context("ledger")?;
+    let ledger = open_ledger_offline(config)?;
     let channels = match only {
         Some(c) => vec![c.to_owned()],
         None => ledger.channels().context("listing the channels")?,
@@ -221,6 +202,31 @@ pub(crate) fn audit(config: &Config, only: Option<&str>) -> Result<std::process:
     } else {
         std::process::ExitCode::FAILURE
     })
+}
+
+/// Opens the ledger of a node that may not be running (for audits and key management): the store
+/// must exist already.
+pub(crate) fn open_ledger_offline(config: &Config) -> Result<ledgerbridge_ledger::Ledger> {
+    let store = match config.store.backend {
+        StoreBackend::Sqlite => {
+            let path = config.sqlite_path();
+            if !path.exists() {
+                bail!(
+                    "no store at {}: start the node once, or give --config / --data-dir",
+                    path.display()
+                );
+            }
+            Store::open_sqlite(&path)
+                .with_context(|| format!("store.sqlite ({})", path.display()))?
+        }
+        StoreBackend::Postgres => open_postgres(config)?,
+    };
+    ledgerbridge_ledger::Ledger::open(
+        store,
+        config.ledger_keys_dir(),
+        &config.ledger_origin_prefix(),
+    )
+    .context("ledger")
 }
 
 fn open_postgres(config: &Config) -> Result<Store> {
