@@ -15,8 +15,23 @@ diesel::table! {
         idx -> BigInt,
         event_id -> Text,
         leaf_data -> Binary,
-        leaf_hash -> Binary,
+        subject -> Text,
+        nonce -> Nullable<Binary>,
+        ciphertext -> Nullable<Binary>,
     }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = bench_raw_entries)]
+#[diesel(treat_none_as_default_value = false)]
+struct RawRow<'a> {
+    channel: &'a str,
+    idx: i64,
+    event_id: String,
+    leaf_data: &'a [u8],
+    subject: String,
+    nonce: Option<&'a [u8]>,
+    ciphertext: Option<&'a [u8]>,
 }
 
 /// What to measure.
@@ -74,49 +89,59 @@ fn sha256_rate() -> f64 {
     f64::from(n) / start.elapsed().as_secs_f64()
 }
 
-/// Inserts the same rows the ledger writes for its entries (same size, same batching, one
-/// transaction per batch) with nothing else: no hashing, no tiles, no payloads, no signing.
+/// Writes rows shaped like the ledger's entries (same sizes, same table layout and indexes, same
+/// batching, one transaction per batch, the same method: binary COPY on PostgreSQL, multi-row
+/// INSERT on SQLite) with nothing else: no hashing, no tiles, no encryption, no signing.
 fn raw_insert_rate(store: &Store, opts: &LedgerBench) -> Result<f64> {
     let mut pooled = store.conn()?;
     let conn: &mut AnyConnection = &mut pooled;
-    let blob = if store.backend() == "postgres" {
-        "BYTEA"
+    let postgres = store.backend() == "postgres";
+    let (blob, rowid) = if postgres {
+        ("BYTEA", "")
     } else {
-        "BLOB"
+        ("BLOB", " WITHOUT ROWID")
     };
     diesel::sql_query("DROP TABLE IF EXISTS bench_raw_entries").execute(conn)?;
     diesel::sql_query(format!(
         "CREATE TABLE bench_raw_entries (channel TEXT NOT NULL, idx BIGINT NOT NULL, event_id TEXT NOT NULL, \
-         leaf_data {blob} NOT NULL, leaf_hash {blob} NOT NULL, PRIMARY KEY (channel, idx), UNIQUE (channel, event_id))"
+         leaf_data {blob} NOT NULL, subject TEXT NOT NULL, nonce {blob}, ciphertext {blob}, \
+         PRIMARY KEY (channel, idx), UNIQUE (channel, event_id)){rowid}"
     ))
     .execute(conn)?;
+    diesel::sql_query("CREATE INDEX bench_raw_entries_subject ON bench_raw_entries (subject)")
+        .execute(conn)?;
     let leaf = vec![0x42u8; 300];
-    let hash = vec![0x17u8; 32];
+    let nonce = vec![0x07u8; 12];
+    let ciphertext = vec![0x33u8; 180];
     let start = Instant::now();
     let mut i = 0u64;
     while i < opts.entries {
         let end = (i + opts.batch as u64).min(opts.entries);
-        let rows: Vec<_> = (i..end)
-            .map(|k| {
-                (
-                    bench_raw_entries::channel.eq("claims"),
-                    bench_raw_entries::idx.eq(i64::try_from(k).unwrap_or(i64::MAX)),
-                    bench_raw_entries::event_id.eq(format!("bench:claims:{k:012}")),
-                    bench_raw_entries::leaf_data.eq(&leaf),
-                    bench_raw_entries::leaf_hash.eq(&hash),
-                )
+        let rows: Vec<RawRow<'_>> = (i..end)
+            .map(|k| RawRow {
+                channel: "claims",
+                idx: i64::try_from(k).unwrap_or(i64::MAX),
+                event_id: format!("bench:claims:{k:012}"),
+                leaf_data: &leaf,
+                subject: format!("pt-{:06x}", k % 50_000),
+                nonce: Some(&nonce),
+                ciphertext: Some(&ciphertext),
             })
             .collect();
         conn.transaction::<_, diesel::result::Error, _>(|c| {
-            for chunk in rows.chunks(500) {
-                match c {
-                    AnyConnection::Sqlite(c) => diesel::insert_into(bench_raw_entries::table)
-                        .values(chunk)
-                        .execute(c)?,
-                    AnyConnection::Postgresql(c) => diesel::insert_into(bench_raw_entries::table)
-                        .values(chunk)
-                        .execute(c)?,
-                };
+            match c {
+                AnyConnection::Postgresql(pg) => {
+                    diesel::copy_from(bench_raw_entries::table)
+                        .from_insertable(&rows)
+                        .execute(pg)?;
+                }
+                AnyConnection::Sqlite(lite) => {
+                    for chunk in rows.chunks(500) {
+                        diesel::insert_into(bench_raw_entries::table)
+                            .values(chunk)
+                            .execute(lite)?;
+                    }
+                }
             }
             Ok(())
         })?;

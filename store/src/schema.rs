@@ -33,7 +33,9 @@ diesel::table! {
         idx -> BigInt,
         event_id -> Text,
         leaf_data -> Binary,
-        leaf_hash -> Binary,
+        subject -> Text,
+        nonce -> Nullable<Binary>,
+        ciphertext -> Nullable<Binary>,
     }
 }
 
@@ -88,16 +90,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    ledger_payloads (channel, event_id) {
-        channel -> Text,
-        event_id -> Text,
-        subject -> Text,
-        nonce -> Binary,
-        ciphertext -> Binary,
-    }
-}
-
-diesel::table! {
     ledger_erasures (subject) {
         subject -> Text,
         erased_at_ms -> BigInt,
@@ -106,4 +98,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(ledger_payloads, ledger_subject_keys);
+diesel::allow_tables_to_appear_in_same_query!(ledger_entries, ledger_subject_keys);

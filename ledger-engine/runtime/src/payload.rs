@@ -1,4 +1,5 @@
-//! Payloads beside the log, encrypted per data subject with AES-256-GCM (ring). The plaintext is
+//! Payloads beside the log (in the entry's row, outside the leaf data), encrypted per data
+//! subject with AES-256-GCM (ring). The plaintext is
 //! the 32-byte commitment salt followed by the canonical payload; the associated data binds it to
 //! its channel and event id. Erasing a subject deletes its key and its ciphertexts: the
 //! commitments in the log stay, so every proof still verifies, and nothing can be decrypted.
@@ -10,11 +11,19 @@ use crate::{LedgerError, Result};
 
 pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
     let mut out = [0u8; N];
-    SystemRandom::new()
-        .fill(&mut out)
-        .map_err(|_| LedgerError::Crypto("the system random source failed".into()))?;
+    fill(&mut out)?;
     Ok(out)
 }
+
+/// Fills `buf` from the system's random source.
+pub(crate) fn fill(buf: &mut [u8]) -> Result<()> {
+    SystemRandom::new()
+        .fill(buf)
+        .map_err(|_| LedgerError::Crypto("the system random source failed".into()))
+}
+
+/// Random bytes an entry needs: its commitment salt and its payload nonce.
+pub(crate) const ENTROPY_PER_ENTRY: usize = 32 + NONCE_LEN;
 
 fn key(bytes: &[u8]) -> Result<LessSafeKey> {
     UnboundKey::new(&AES_256_GCM, bytes)
@@ -31,9 +40,9 @@ pub(crate) fn seal(
     key_bytes: &[u8],
     channel: &str,
     event_id: &str,
+    nonce: [u8; NONCE_LEN],
     plaintext: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>)> {
-    let nonce: [u8; NONCE_LEN] = random()?;
     let mut data = plaintext.to_vec();
     key(key_bytes)?
         .seal_in_place_append_tag(
@@ -74,13 +83,13 @@ pub(crate) fn open(
 use diesel::prelude::*;
 use ledgerbridge_ledger_core::entry::EntryKind;
 use ledgerbridge_store::AnyConnection;
-use ledgerbridge_store::schema::{ledger_erasures, ledger_payloads, ledger_subject_keys};
+use ledgerbridge_store::schema::{ledger_entries, ledger_erasures, ledger_subject_keys};
 
 use crate::Ledger;
 use crate::channel::{Appended, NewEntry, now_ms};
 
 impl Ledger {
-    /// Erases a data subject: in every channel holding its payloads, deletes them and appends an
+    /// Erases a data subject: in every channel holding its payloads, clears them and appends an
     /// erasure entry in the same transaction; then destroys the subject's key and records the
     /// erasure. Entries, commitments and proofs are untouched, so every proof still verifies.
     /// Running it again completes an erasure that was interrupted.
@@ -90,9 +99,10 @@ impl Ledger {
     pub fn erase_subject(&self, subject: &str, reason: &str) -> Result<Vec<(String, Appended)>> {
         let channels: Vec<String> = {
             let mut conn = self.store.conn()?;
-            ledger_payloads::table
-                .filter(ledger_payloads::subject.eq(subject))
-                .select(ledger_payloads::channel)
+            ledger_entries::table
+                .filter(ledger_entries::subject.eq(subject))
+                .filter(ledger_entries::ciphertext.is_not_null())
+                .select(ledger_entries::channel)
                 .distinct()
                 .load::<String>(&mut *conn)?
         };
@@ -118,11 +128,16 @@ impl Ledger {
                 &[record],
                 EntryKind::Erasure,
                 |c: &mut AnyConnection| {
-                    let n = diesel::delete(
-                        ledger_payloads::table
-                            .filter(ledger_payloads::channel.eq(&channel))
-                            .filter(ledger_payloads::subject.eq(subject)),
+                    let n = diesel::update(
+                        ledger_entries::table
+                            .filter(ledger_entries::channel.eq(&channel))
+                            .filter(ledger_entries::subject.eq(subject))
+                            .filter(ledger_entries::ciphertext.is_not_null()),
                     )
+                    .set((
+                        ledger_entries::nonce.eq(None::<Vec<u8>>),
+                        ledger_entries::ciphertext.eq(None::<Vec<u8>>),
+                    ))
                     .execute(c)?;
                     removed.set(n);
                     Ok(())

@@ -255,7 +255,8 @@ fn audit_finds_tampering_where_it_is(ts: &TestStore) {
     assert_eq!(progress.last(), Some(&(610, 610)));
 
     let mut conn = ts.store.conn().unwrap();
-    // A rewritten leaf (operator edits an entry and its hash): the checkpoint root no longer matches.
+    // A rewritten row (an operator edits an entry behind the ledger's back): it no longer hashes
+    // to the leaf hash in its tile, and the audit names it.
     let original: Vec<u8> = ledger_entries::table
         .filter(ledger_entries::idx.eq(42))
         .select(ledger_entries::leaf_data)
@@ -264,27 +265,40 @@ fn audit_finds_tampering_where_it_is(ts: &TestStore) {
     let mut forged = original.clone();
     let last = forged.len() - 1;
     forged[last] ^= 1;
-    let forged_hash = ledgerbridge_ledger_core::leaf_hash(&forged).to_vec();
     diesel::update(ledger_entries::table.filter(ledger_entries::idx.eq(42)))
-        .set((
-            ledger_entries::leaf_data.eq(&forged),
-            ledger_entries::leaf_hash.eq(&forged_hash),
-        ))
+        .set(ledger_entries::leaf_data.eq(&forged))
         .execute(&mut *conn)
         .unwrap();
     let f = l.audit("claims", |_, _| {}).unwrap().finding.unwrap();
-    assert_eq!(f.location, "tile 0/0", "{f:?}");
-    // Only the leaf data changed: the row itself is flagged.
+    assert_eq!(f.location, "entry 42", "{f:?}");
+    assert!(f.problem.contains("altered"), "{f:?}");
+    // A forged entry in the second (partial) tile is caught as well.
     diesel::update(ledger_entries::table.filter(ledger_entries::idx.eq(42)))
         .set(ledger_entries::leaf_data.eq(&original))
         .execute(&mut *conn)
         .unwrap();
-    let f = l.audit("claims", |_, _| {}).unwrap().finding.unwrap();
-    assert_eq!(f.location, "entry 42");
-    assert!(f.problem.contains("tampered row"));
-    let real_hash = ledgerbridge_ledger_core::leaf_hash(&original).to_vec();
-    diesel::update(ledger_entries::table.filter(ledger_entries::idx.eq(42)))
-        .set(ledger_entries::leaf_hash.eq(&real_hash))
+    let late: Vec<u8> = ledger_entries::table
+        .filter(ledger_entries::idx.eq(605))
+        .select(ledger_entries::leaf_data)
+        .first(&mut *conn)
+        .unwrap();
+    let mut forged = late.clone();
+    let at = forged.len() - 1;
+    forged[at] ^= 1;
+    diesel::update(ledger_entries::table.filter(ledger_entries::idx.eq(605)))
+        .set(ledger_entries::leaf_data.eq(&forged))
+        .execute(&mut *conn)
+        .unwrap();
+    assert_eq!(
+        l.audit("claims", |_, _| {})
+            .unwrap()
+            .finding
+            .unwrap()
+            .location,
+        "entry 605"
+    );
+    diesel::update(ledger_entries::table.filter(ledger_entries::idx.eq(605)))
+        .set(ledger_entries::leaf_data.eq(&late))
         .execute(&mut *conn)
         .unwrap();
     assert_eq!(l.audit("claims", |_, _| {}).unwrap().finding, None);
@@ -340,7 +354,32 @@ fn audit_catches_a_forged_checkpoint_signature_and_a_tampered_tile(ts: &TestStor
     .execute(&mut *conn)
     .unwrap();
     let f = l.audit("claims", |_, _| {}).unwrap().finding.unwrap();
-    assert_eq!(f.location, "tile 0/1");
+    assert_eq!(
+        f.location, "entry 256",
+        "level-0 tiles hold the leaf hashes: {f:?}"
+    );
+    diesel::update(
+        ledger_tiles::table
+            .filter(ledger_tiles::level.eq(0))
+            .filter(ledger_tiles::idx.eq(1)),
+    )
+    .set(ledger_tiles::hashes.eq(&tile))
+    .execute(&mut *conn)
+    .unwrap();
+    // An interior tile (level 1: one hash per 256 leaves) altered: the tile itself is named.
+    let interior: Vec<u8> = ledger_tiles::table
+        .filter(ledger_tiles::level.eq(1))
+        .select(ledger_tiles::hashes)
+        .first(&mut *conn)
+        .unwrap();
+    let mut bad = interior.clone();
+    bad[31] ^= 1;
+    diesel::update(ledger_tiles::table.filter(ledger_tiles::level.eq(1)))
+        .set(ledger_tiles::hashes.eq(&bad))
+        .execute(&mut *conn)
+        .unwrap();
+    let f = l.audit("claims", |_, _| {}).unwrap().finding.unwrap();
+    assert_eq!(f.location, "tile 1/0", "{f:?}");
 }
 
 macro_rules! on_both_backends {

@@ -6,16 +6,21 @@ CREATE TABLE ledger_channels (
     created_at_ms BIGINT NOT NULL
 );
 
--- Entries: the exact leaf data hashed into the tree, and its leaf hash.
+-- Entries: the exact leaf data hashed into the tree (its leaf hash is in the level-0 tile), and
+-- beside it the payload: the commitment salt and canonical payload, encrypted under the data
+-- subject's key (nonce and ciphertext are cleared by an erasure; the leaf data never changes).
 CREATE TABLE ledger_entries (
     channel TEXT NOT NULL,
     idx BIGINT NOT NULL,
     event_id TEXT NOT NULL,
     leaf_data BYTEA NOT NULL,
-    leaf_hash BYTEA NOT NULL,
+    subject TEXT NOT NULL,
+    nonce BYTEA,
+    ciphertext BYTEA,
     PRIMARY KEY (channel, idx),
     UNIQUE (channel, event_id)
 );
+CREATE INDEX ledger_entries_subject ON ledger_entries (subject);
 
 -- Interior hashes as C2SP tlog-tiles: tile (level, idx) holds up to 256 hashes of the
 -- subtrees of 2^(8*level) leaves numbered idx*256 ... idx*256+255. Partial tiles are rewritten.
@@ -66,17 +71,6 @@ CREATE TABLE ledger_subject_keys (
     key_bytes BYTEA NOT NULL,
     created_at_ms BIGINT NOT NULL
 );
-
--- Payloads beside the log: salt and canonical payload, encrypted under the subject's key.
-CREATE TABLE ledger_payloads (
-    channel TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    subject TEXT NOT NULL,
-    nonce BYTEA NOT NULL,
-    ciphertext BYTEA NOT NULL,
-    PRIMARY KEY (channel, event_id)
-);
-CREATE INDEX ledger_payloads_subject ON ledger_payloads (subject);
 
 -- Erasures, kept as evidence: which subject, when, and the ledger entry that records it.
 CREATE TABLE ledger_erasures (

@@ -1,5 +1,4 @@
 DROP TABLE ledger_erasures;
-DROP TABLE ledger_payloads;
 DROP TABLE ledger_subject_keys;
 DROP TABLE ledger_keys;
 DROP TABLE ledger_checkpoints;
