@@ -96,16 +96,12 @@ fn raw_insert_rate(store: &Store, opts: &LedgerBench) -> Result<f64> {
     let mut pooled = store.conn()?;
     let conn: &mut AnyConnection = &mut pooled;
     let postgres = store.backend() == "postgres";
-    let (blob, rowid) = if postgres {
-        ("BYTEA", "")
-    } else {
-        ("BLOB", " WITHOUT ROWID")
-    };
+    let blob = if postgres { "BYTEA" } else { "BLOB" };
     diesel::sql_query("DROP TABLE IF EXISTS bench_raw_entries").execute(conn)?;
     diesel::sql_query(format!(
         "CREATE TABLE bench_raw_entries (channel TEXT NOT NULL, idx BIGINT NOT NULL, event_id TEXT NOT NULL, \
          leaf_data {blob} NOT NULL, subject TEXT NOT NULL, nonce {blob}, ciphertext {blob}, \
-         PRIMARY KEY (channel, idx), UNIQUE (channel, event_id)){rowid}"
+         PRIMARY KEY (channel, idx), UNIQUE (channel, event_id))"
     ))
     .execute(conn)?;
     diesel::sql_query("CREATE INDEX bench_raw_entries_subject ON bench_raw_entries (subject)")
@@ -227,7 +223,7 @@ pub(crate) fn ledger(opts: &LedgerBench) -> Result<()> {
             let mut pooled = pg.conn()?;
             let conn: &mut AnyConnection = &mut pooled;
             for table in [
-                "ledger_payloads",
+                "ledger_erasures",
                 "ledger_subject_keys",
                 "ledger_checkpoints",
                 "ledger_blocks",

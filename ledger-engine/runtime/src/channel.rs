@@ -291,6 +291,23 @@ pub(crate) fn block_hash_of(
     sha256(&data)
 }
 
+/// A UNIQUE constraint refused a row (an event id already anchored, or a subject key created
+/// concurrently).
+fn is_unique_violation(e: &LedgerError) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        LedgerError::Store(ledgerbridge_store::StoreError::Query { source, .. }) => match source {
+            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => true,
+            Error::DatabaseError(_, info) => {
+                let m = info.message();
+                m.contains("duplicate key value") || m.contains("UNIQUE constraint failed")
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
 /// One row of `ledger_entries`.
 #[derive(Insertable)]
 #[diesel(table_name = ledger_entries)]
@@ -385,173 +402,184 @@ impl Ledger {
         channel: &str,
         batch: &[NewEntry],
         kind: EntryKind,
-        in_transaction: impl FnOnce(&mut AnyConnection) -> Result<()>,
+        in_transaction: impl FnMut(&mut AnyConnection) -> Result<()>,
     ) -> Result<(Vec<Appended>, Option<CheckpointInfo>)> {
         let state = self.state(channel)?;
         let mut state = lock(&state);
         let mut pooled = self.store.conn()?;
         let conn: &mut AnyConnection = &mut pooled;
         let accepted_at_ms = now_ms();
-        let (result, new_edge, new_block) = conn.transaction::<_, LedgerError, _>(|c| {
-            in_transaction(c)?;
-            // Stage: which events are new, in batch order, duplicates collapsed.
-            let mut existing: HashMap<String, u64> = HashMap::new();
-            for chunk in batch.chunks(CHUNK) {
-                let ids: Vec<&str> = chunk.iter().map(|e| e.event_id.as_str()).collect();
-                let found = ledger_entries::table
-                    .filter(ledger_entries::channel.eq(channel))
-                    .filter(ledger_entries::event_id.eq_any(&ids))
-                    .select((ledger_entries::event_id, ledger_entries::idx))
-                    .load::<(String, i64)>(c)?;
-                existing.extend(found.into_iter().map(|(id, i)| (id, to_u64(i))));
-            }
-            let mut edge = state.edge.clone();
-            let first_index = edge.size;
-            let mut written = HashMap::new();
-            let mut result = Vec::with_capacity(batch.len());
-            let mut rows = Vec::new();
-            let mut subjects: Vec<String> = batch
-                .iter()
-                .filter(|e| !existing.contains_key(&e.event_id))
-                .map(|e| subject_of(e, channel))
-                .collect();
-            subjects.sort_unstable();
-            subjects.dedup();
-            let subject_keys = subject_keys(c, &subjects)?;
-            // One read of the random source per batch: salts and nonces for every entry.
-            let mut entropy = vec![0u8; batch.len() * payload::ENTROPY_PER_ENTRY];
-            payload::fill(&mut entropy)?;
-            for (position, e) in batch.iter().enumerate() {
-                if let Some(&index) = existing.get(&e.event_id) {
+        let mut in_transaction = in_transaction;
+        // Optimistic first attempt: no look-up of the batch's event ids, the UNIQUE constraint
+        // catches an id already in the log (redelivery is rare); only then the batch is staged
+        // again with the look-up. Nothing of a failed attempt is visible (rolled back).
+        let mut look_up = false;
+        let (result, new_edge, new_block) = loop {
+            let attempt = conn.transaction::<_, LedgerError, _>(|c| {
+                in_transaction(c)?;
+                // Stage: which events are new, in batch order, duplicates collapsed.
+                let mut existing: HashMap<String, u64> = HashMap::new();
+                for chunk in batch.chunks(CHUNK).take_while(|_| look_up) {
+                    let ids: Vec<&str> = chunk.iter().map(|e| e.event_id.as_str()).collect();
+                    let found = ledger_entries::table
+                        .filter(ledger_entries::channel.eq(channel))
+                        .filter(ledger_entries::event_id.eq_any(&ids))
+                        .select((ledger_entries::event_id, ledger_entries::idx))
+                        .load::<(String, i64)>(c)?;
+                    existing.extend(found.into_iter().map(|(id, i)| (id, to_u64(i))));
+                }
+                let mut edge = state.edge.clone();
+                let first_index = edge.size;
+                let mut written = HashMap::new();
+                let mut result = Vec::with_capacity(batch.len());
+                let mut rows = Vec::new();
+                let mut subjects: Vec<String> = batch
+                    .iter()
+                    .filter(|e| !existing.contains_key(&e.event_id))
+                    .map(|e| subject_of(e, channel))
+                    .collect();
+                subjects.sort_unstable();
+                subjects.dedup();
+                let subject_keys = subject_keys(c, &subjects)?;
+                // One read of the random source per batch: salts and nonces for every entry.
+                let mut entropy = vec![0u8; batch.len() * payload::ENTROPY_PER_ENTRY];
+                payload::fill(&mut entropy)?;
+                for (position, e) in batch.iter().enumerate() {
+                    if let Some(&index) = existing.get(&e.event_id) {
+                        result.push(Appended {
+                            index,
+                            existing: true,
+                        });
+                        continue;
+                    }
+                    let (salt, nonce) = entropy[position * payload::ENTROPY_PER_ENTRY..]
+                        .split_first_chunk::<32>()
+                        .and_then(|(salt, rest)| Some((*salt, *rest.first_chunk::<12>()?)))
+                        .ok_or_else(|| LedgerError::Crypto("entropy buffer too short".into()))?;
+                    let entry = Entry {
+                        kind,
+                        event_id: e.event_id.clone(),
+                        event_type: e.event_type.clone(),
+                        channel: channel.to_owned(),
+                        connector: e.connector.clone(),
+                        source_position: e.source_position.clone(),
+                        mapping_version: e.mapping_version.clone(),
+                        commitment: commitment(&salt, &e.payload),
+                        accepted_at_ms,
+                    };
+                    let leaf_data = entry
+                        .leaf_data()
+                        .map_err(|source| LedgerError::Entry { position, source })?;
+                    let leaf = leaf_hash(&leaf_data);
+                    let index = edge.size;
+                    edge.push(leaf, &mut written);
+                    existing.insert(e.event_id.clone(), index);
                     result.push(Appended {
                         index,
-                        existing: true,
+                        existing: false,
                     });
-                    continue;
+                    let subject = subject_of(e, channel);
+                    let key = subject_keys.get(&subject).ok_or_else(|| {
+                        LedgerError::Corrupt(format!("no key for subject {subject}"))
+                    })?;
+                    let mut plain = salt.to_vec();
+                    plain.extend_from_slice(&e.payload);
+                    let (nonce, ciphertext) =
+                        payload::seal(key, channel, &e.event_id, nonce, &plain)?;
+                    rows.push(EntryRow {
+                        channel,
+                        idx: to_i64(index),
+                        event_id: &e.event_id,
+                        leaf_data,
+                        subject,
+                        nonce: Some(nonce),
+                        ciphertext: Some(ciphertext),
+                    });
                 }
-                let (salt, nonce) = entropy[position * payload::ENTROPY_PER_ENTRY..]
-                    .split_first_chunk::<32>()
-                    .and_then(|(salt, rest)| Some((*salt, *rest.first_chunk::<12>()?)))
-                    .ok_or_else(|| LedgerError::Crypto("entropy buffer too short".into()))?;
-                let entry = Entry {
-                    kind,
-                    event_id: e.event_id.clone(),
-                    event_type: e.event_type.clone(),
-                    channel: channel.to_owned(),
-                    connector: e.connector.clone(),
-                    source_position: e.source_position.clone(),
-                    mapping_version: e.mapping_version.clone(),
-                    commitment: commitment(&salt, &e.payload),
-                    accepted_at_ms,
-                };
-                let leaf_data = entry
-                    .leaf_data()
-                    .map_err(|source| LedgerError::Entry { position, source })?;
-                let leaf = leaf_hash(&leaf_data);
-                let index = edge.size;
-                edge.push(leaf, &mut written);
-                existing.insert(e.event_id.clone(), index);
-                result.push(Appended {
-                    index,
-                    existing: false,
-                });
-                let subject = subject_of(e, channel);
-                let key = subject_keys
-                    .get(&subject)
-                    .ok_or_else(|| LedgerError::Corrupt(format!("no key for subject {subject}")))?;
-                let mut plain = salt.to_vec();
-                plain.extend_from_slice(&e.payload);
-                let (nonce, ciphertext) = payload::seal(key, channel, &e.event_id, nonce, &plain)?;
-                rows.push(EntryRow {
+                if rows.is_empty() {
+                    return Ok((result, None, None));
+                }
+                insert_entries(c, &rows)?;
+                for ((level, index), hashes) in &written {
+                    diesel::delete(
+                        ledger_tiles::table
+                            .filter(ledger_tiles::channel.eq(channel))
+                            .filter(ledger_tiles::level.eq(i32::from(*level)))
+                            .filter(ledger_tiles::idx.eq(to_i64(*index))),
+                    )
+                    .execute(c)?;
+                    diesel::insert_into(ledger_tiles::table)
+                        .values((
+                            ledger_tiles::channel.eq(channel),
+                            ledger_tiles::level.eq(i32::from(*level)),
+                            ledger_tiles::idx.eq(to_i64(*index)),
+                            ledger_tiles::hashes.eq(tiles::encode(hashes)),
+                        ))
+                        .execute(c)?;
+                }
+                // Sign: the block and the checkpoint over the new tree head.
+                let size = edge.size;
+                let root = state.root_of(c, &edge, size)?;
+                let (height, prev) = state
+                    .block
+                    .map_or((0, [0u8; 32]), |(h, hash)| (h + 1, hash));
+                let hash = block_hash_of(
                     channel,
-                    idx: to_i64(index),
-                    event_id: &e.event_id,
-                    leaf_data,
-                    subject,
-                    nonce: Some(nonce),
-                    ciphertext: Some(ciphertext),
-                });
-            }
-            if rows.is_empty() {
-                return Ok((result, None, None));
-            }
-            insert_entries(c, &rows)?;
-            for ((level, index), hashes) in &written {
-                diesel::delete(
-                    ledger_tiles::table
-                        .filter(ledger_tiles::channel.eq(channel))
-                        .filter(ledger_tiles::level.eq(i32::from(*level)))
-                        .filter(ledger_tiles::idx.eq(to_i64(*index))),
-                )
-                .execute(c)?;
-                diesel::insert_into(ledger_tiles::table)
+                    height,
+                    &prev,
+                    first_index,
+                    size,
+                    &root,
+                    accepted_at_ms,
+                );
+                diesel::insert_into(ledger_blocks::table)
                     .values((
-                        ledger_tiles::channel.eq(channel),
-                        ledger_tiles::level.eq(i32::from(*level)),
-                        ledger_tiles::idx.eq(to_i64(*index)),
-                        ledger_tiles::hashes.eq(tiles::encode(hashes)),
+                        ledger_blocks::channel.eq(channel),
+                        ledger_blocks::height.eq(height),
+                        ledger_blocks::prev_hash.eq(prev.to_vec()),
+                        ledger_blocks::first_index.eq(to_i64(first_index)),
+                        ledger_blocks::tree_size.eq(to_i64(size)),
+                        ledger_blocks::root.eq(root.to_vec()),
+                        ledger_blocks::created_at_ms.eq(accepted_at_ms),
+                        ledger_blocks::block_hash.eq(hash.to_vec()),
                     ))
                     .execute(c)?;
-            }
-            // Sign: the block and the checkpoint over the new tree head.
-            let size = edge.size;
-            let root = state.root_of(c, &edge, size)?;
-            let (height, prev) = state
-                .block
-                .map_or((0, [0u8; 32]), |(h, hash)| (h + 1, hash));
-            let hash = block_hash_of(
-                channel,
-                height,
-                &prev,
-                first_index,
-                size,
-                &root,
-                accepted_at_ms,
-            );
-            diesel::insert_into(ledger_blocks::table)
-                .values((
-                    ledger_blocks::channel.eq(channel),
-                    ledger_blocks::height.eq(height),
-                    ledger_blocks::prev_hash.eq(prev.to_vec()),
-                    ledger_blocks::first_index.eq(to_i64(first_index)),
-                    ledger_blocks::tree_size.eq(to_i64(size)),
-                    ledger_blocks::root.eq(root.to_vec()),
-                    ledger_blocks::created_at_ms.eq(accepted_at_ms),
-                    ledger_blocks::block_hash.eq(hash.to_vec()),
+                let text = Checkpoint {
+                    origin: state.origin.clone(),
+                    size,
+                    root,
+                    extensions: vec![],
+                }
+                .to_text();
+                let (first_key, more) = state.signers.split_first().ok_or_else(|| {
+                    LedgerError::Keys(format!("channel {channel} has no active key"))
+                })?;
+                let mut note = Note::sign(&text, first_key)?;
+                for k in more {
+                    note.add_signature(k)?;
+                }
+                let note = note.to_text();
+                diesel::insert_into(ledger_checkpoints::table)
+                    .values((
+                        ledger_checkpoints::channel.eq(channel),
+                        ledger_checkpoints::tree_size.eq(to_i64(size)),
+                        ledger_checkpoints::root.eq(root.to_vec()),
+                        ledger_checkpoints::note.eq(&note),
+                        ledger_checkpoints::created_at_ms.eq(accepted_at_ms),
+                    ))
+                    .execute(c)?;
+                // Publish: the transaction commits when this closure returns.
+                Ok((
+                    result,
+                    Some((edge, CheckpointInfo { size, root, note })),
+                    Some((height, hash)),
                 ))
-                .execute(c)?;
-            let text = Checkpoint {
-                origin: state.origin.clone(),
-                size,
-                root,
-                extensions: vec![],
+            });
+            match attempt {
+                Err(e) if !look_up && is_unique_violation(&e) => look_up = true,
+                other => break other?,
             }
-            .to_text();
-            let (first_key, more) = state
-                .signers
-                .split_first()
-                .ok_or_else(|| LedgerError::Keys(format!("channel {channel} has no active key")))?;
-            let mut note = Note::sign(&text, first_key)?;
-            for k in more {
-                note.add_signature(k)?;
-            }
-            let note = note.to_text();
-            diesel::insert_into(ledger_checkpoints::table)
-                .values((
-                    ledger_checkpoints::channel.eq(channel),
-                    ledger_checkpoints::tree_size.eq(to_i64(size)),
-                    ledger_checkpoints::root.eq(root.to_vec()),
-                    ledger_checkpoints::note.eq(&note),
-                    ledger_checkpoints::created_at_ms.eq(accepted_at_ms),
-                ))
-                .execute(c)?;
-            // Publish: the transaction commits when this closure returns.
-            Ok((
-                result,
-                Some((edge, CheckpointInfo { size, root, note })),
-                Some((height, hash)),
-            ))
-        })?;
+        };
         // Clean up: only a committed batch moves the in-memory edge.
         let checkpoint = new_edge.map(|(edge, cp)| {
             state.edge = edge;

@@ -19,7 +19,7 @@ CREATE TABLE ledger_entries (
     ciphertext BLOB,
     PRIMARY KEY (channel, idx),
     UNIQUE (channel, event_id)
-) WITHOUT ROWID;
+);
 CREATE INDEX ledger_entries_subject ON ledger_entries (subject);
 
 -- Interior hashes as C2SP tlog-tiles: tile (level, idx) holds up to 256 hashes of the
