@@ -25,7 +25,7 @@ fn map_err(e: LedgerError) -> ApiError {
         LedgerError::InvalidChannel(_) | LedgerError::Entry { .. } | LedgerError::Proof(_) => {
             ApiError::new(ErrorCode::BadRequest, e.to_string())
         }
-        LedgerError::Store(_) => ApiError::unavailable("store", &e),
+        LedgerError::Store(_) | LedgerError::Unavailable(_) => ApiError::unavailable("store", &e),
         other => {
             tracing::error!(error = %other, "ledger request failed");
             ApiError::new(ErrorCode::Internal, other.to_string())

@@ -14,6 +14,7 @@ mod audit;
 mod channel;
 mod keys;
 mod payload;
+mod sequencer;
 mod tiles;
 
 use std::collections::HashMap;
@@ -67,6 +68,9 @@ pub enum LedgerError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The store failed while this event was sequenced with others.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// What is stored contradicts itself; the message says where. Run `ledgerbridge ledger audit`.
     #[error("ledger data is inconsistent: {0}")]
     Corrupt(String),
@@ -96,6 +100,7 @@ pub struct Ledger {
     channels: Arc<Mutex<HashMap<String, Arc<Mutex<channel::ChannelState>>>>>,
     /// Full tiles never change once written, so proofs read them from here after the first time.
     full_tiles: Arc<Mutex<TileCache>>,
+    groups: Arc<Mutex<HashMap<String, Arc<sequencer::Group>>>>,
 }
 
 /// Full tiles by (channel, level, index).
@@ -140,6 +145,7 @@ impl Ledger {
             origin_prefix: origin_prefix.trim_end_matches('/').to_owned(),
             channels: Arc::new(Mutex::new(HashMap::new())),
             full_tiles: Arc::new(Mutex::new(HashMap::new())),
+            groups: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 

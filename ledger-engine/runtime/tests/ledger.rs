@@ -382,6 +382,41 @@ fn audit_catches_a_forged_checkpoint_signature_and_a_tampered_tile(ts: &TestStor
     assert_eq!(f.location, "tile 1/0", "{f:?}");
 }
 
+fn concurrent_submissions_are_sequenced_without_loss(ts: &TestStore) {
+    let n = node(ts);
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let ledger = n.ledger.clone();
+            std::thread::spawn(move || {
+                let mut indexes = Vec::new();
+                for i in 0..40 {
+                    let mut e = event(t * 1000 + i);
+                    if i == 7 {
+                        e.event_type.clear(); // one bad event per thread: refused alone
+                        assert!(matches!(
+                            ledger.submit("claims", e),
+                            Err(LedgerError::Entry { .. })
+                        ));
+                        continue;
+                    }
+                    indexes.push(ledger.submit("claims", e).unwrap().index);
+                }
+                indexes
+            })
+        })
+        .collect();
+    let mut all: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all, (0..8 * 39).collect::<Vec<u64>>());
+    assert_eq!(n.ledger.size("claims").unwrap(), 8 * 39);
+    // Submitting again returns the same index.
+    assert!(n.ledger.submit("claims", event(3000)).unwrap().existing);
+    assert_eq!(n.ledger.audit("claims", |_, _| {}).unwrap().finding, None);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -407,4 +442,5 @@ on_both_backends!(
     invalid_input_is_refused_naming_the_field,
     audit_finds_tampering_where_it_is,
     audit_catches_a_forged_checkpoint_signature_and_a_tampered_tile,
+    concurrent_submissions_are_sequenced_without_loss,
 );
