@@ -519,48 +519,12 @@ fn verify_checks_a_cosigned_proof_offline_and_names_each_failure() {
     assert!(err.starts_with("FAILED: unknown key"), "{err}");
 }
 
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn create() -> (Self, String) {
-        use diesel::{Connection, RunQueryDsl};
-        let base = std::env::var("LEDGERBRIDGE_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-        let admin_url = format!("{base}/postgres");
-        let name = format!("lb_cli_{}", std::process::id());
-        let mut c = diesel::PgConnection::establish(&admin_url).unwrap();
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
-            .execute(&mut c)
-            .unwrap();
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut c)
-            .unwrap();
-        let url = format!("{base}/{name}");
-        (Self { admin_url, name }, url)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        use diesel::{Connection, RunQueryDsl};
-        if let Ok(mut c) = diesel::PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut c);
-        }
-    }
-}
-
 #[test]
 fn serve_runs_on_postgres_and_kafka() {
     let kafka =
         std::env::var("LEDGERBRIDGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
-    let (_db, pg_url) = PgDatabase::create();
+    let db = ledgerbridge_store::testing::TestStore::postgres("cli_serve");
+    let pg_url = db.location.clone();
     let dir = tempfile::tempdir().unwrap();
     let prefix = format!("cli{}.", std::process::id());
     let config = format!(

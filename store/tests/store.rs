@@ -5,46 +5,8 @@
 
 use std::time::Duration;
 
-use diesel::prelude::*;
+use ledgerbridge_store::testing::TestStore;
 use ledgerbridge_store::{Role, Store};
-
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn create(tag: &str) -> (Self, Store) {
-        let base = std::env::var("LEDGERBRIDGE_TEST_PG")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
-        let admin_url = format!("{base}/postgres");
-        let name = format!("lb_store_{tag}_{}", std::process::id());
-        let mut admin = PgConnection::establish(&admin_url).unwrap_or_else(|e| {
-            panic!("PostgreSQL at {admin_url} (start it with scripts/services.sh): {e}")
-        });
-        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
-            .execute(&mut admin)
-            .unwrap();
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
-            .execute(&mut admin)
-            .unwrap();
-        let store =
-            Store::open_postgres(&format!("{base}/{name}"), 2, Duration::from_secs(10)).unwrap();
-        (Self { admin_url, name }, store)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut admin);
-        }
-    }
-}
 
 fn tokens_verify_only_themselves_and_can_be_revoked(store: &Store) {
     let (token, info) = store.create_token("admin (test)", Role::Admin).unwrap();
@@ -73,16 +35,13 @@ macro_rules! on_both_backends {
         mod sqlite {
             $(#[test]
             fn $name() {
-                let dir = tempfile::tempdir().unwrap();
-                let store = super::Store::open_sqlite(&dir.path().join("s.sqlite3")).unwrap();
-                super::$name(&store);
+                super::$name(&super::TestStore::sqlite().store);
             })*
         }
         mod postgres {
             $(#[test]
             fn $name() {
-                let (_db, store) = super::PgDatabase::create(stringify!($name));
-                super::$name(&store);
+                super::$name(&super::TestStore::postgres(concat!("store_", stringify!($name))).store);
             })*
         }
     };

@@ -54,6 +54,29 @@ pub struct NewEntry {
     pub payload: Vec<u8>,
 }
 
+impl NewEntry {
+    /// The ledger entry this event becomes.
+    pub(crate) fn entry(
+        &self,
+        channel: &str,
+        kind: EntryKind,
+        commitment: Hash,
+        accepted_at_ms: i64,
+    ) -> Entry {
+        Entry {
+            kind,
+            event_id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            channel: channel.to_owned(),
+            connector: self.connector.clone(),
+            source_position: self.source_position.clone(),
+            mapping_version: self.mapping_version.clone(),
+            commitment,
+            accepted_at_ms,
+        }
+    }
+}
+
 /// Where an event landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -456,17 +479,8 @@ impl Ledger {
                         .split_first_chunk::<32>()
                         .and_then(|(salt, rest)| Some((*salt, *rest.first_chunk::<12>()?)))
                         .ok_or_else(|| LedgerError::Crypto("entropy buffer too short".into()))?;
-                    let entry = Entry {
-                        kind,
-                        event_id: e.event_id.clone(),
-                        event_type: e.event_type.clone(),
-                        channel: channel.to_owned(),
-                        connector: e.connector.clone(),
-                        source_position: e.source_position.clone(),
-                        mapping_version: e.mapping_version.clone(),
-                        commitment: commitment(&salt, &e.payload),
-                        accepted_at_ms,
-                    };
+                    let entry =
+                        e.entry(channel, kind, commitment(&salt, &e.payload), accepted_at_ms);
                     let leaf_data = entry
                         .leaf_data()
                         .map_err(|source| LedgerError::Entry { position, source })?;

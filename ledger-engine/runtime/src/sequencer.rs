@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
-use ledgerbridge_ledger_core::entry::{Entry, EntryKind};
+use ledgerbridge_ledger_core::entry::EntryKind;
 
 use crate::channel::{Appended, NewEntry};
 use crate::{Ledger, LedgerError, Result, lock};
@@ -24,21 +24,12 @@ pub(crate) struct Group {
 /// Checks the fields of a submission on its own, so that one bad event never fails the others
 /// sequenced with it.
 fn validate(channel: &str, e: &NewEntry) -> Result<()> {
-    let entry = Entry {
-        kind: EntryKind::Event,
-        event_id: e.event_id.clone(),
-        event_type: e.event_type.clone(),
-        channel: channel.to_owned(),
-        connector: e.connector.clone(),
-        source_position: e.source_position.clone(),
-        mapping_version: e.mapping_version.clone(),
-        commitment: [0; 32],
-        accepted_at_ms: 0,
-    };
-    entry.validate().map_err(|mut errors| LedgerError::Entry {
-        position: 0,
-        source: errors.remove(0),
-    })
+    e.entry(channel, EntryKind::Event, [0; 32], 0)
+        .validate()
+        .map_err(|mut errors| LedgerError::Entry {
+            position: 0,
+            source: errors.remove(0),
+        })
 }
 
 /// A failure shared by every event of a batch, given to each of them.
