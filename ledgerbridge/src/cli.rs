@@ -109,6 +109,17 @@ enum LedgerCommand {
         #[arg(long, value_name = "NAME")]
         channel: String,
     },
+    /// Import a member organisation's cosigner vkey (type 0x04) into a channel; it is then
+    /// published beside the log's keys.
+    ImportCosigner {
+        #[command(flatten)]
+        node: NodeArgs,
+        /// The channel.
+        #[arg(long, value_name = "NAME")]
+        channel: String,
+        /// The cosigner's vkey.
+        vkey: String,
+    },
     /// Stop signing with a key (it stays published so old checkpoints verify). Run with the
     /// node stopped.
     RetireKey {
@@ -273,6 +284,15 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Ledger(LedgerCommand::AddKey { node, channel }) => {
             let vkey = crate::node::open_ledger_offline(&node.load()?)?.add_log_key(&channel)?;
             println!("{vkey}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ledger(LedgerCommand::ImportCosigner {
+            node,
+            channel,
+            vkey,
+        }) => {
+            let ledger = crate::node::open_ledger_offline(&node.load()?)?;
+            println!("imported {}", ledger.import_cosigner(&channel, &vkey)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger(LedgerCommand::RetireKey {

@@ -343,6 +343,43 @@ fn demo_anchors_sample_events_auditors_verify_them_and_audit_catches_tampering()
         "claims",
     ]);
     assert_eq!(code, 0, "{out}");
+
+    // Keys from the command line: rotation (a new key joins, the old one retires, both stay
+    // published) and a member organisation's cosigner key imported.
+    let ledger = |args: &[&str]| {
+        let mut all = vec![
+            "ledger",
+            args[0],
+            "--data-dir",
+            data_arg,
+            "--channel",
+            "claims",
+        ];
+        all.extend(&args[1..]);
+        run(&all)
+    };
+    let (code, old, _) = ledger(&["keys"]);
+    assert_eq!(code, 0);
+    let (code, new, err) = ledger(&["add-key"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = ledger(&["retire-key", old.trim()]);
+    assert_eq!(code, 0, "{err}");
+    let org = ledgerbridge_ledger_core::note::SignerKey::generate(
+        "insurer.example",
+        ledgerbridge_ledger_core::note::KeyType::Cosignature,
+    )
+    .unwrap();
+    let org_vkey = org.verifier().to_vkey();
+    let (code, out, err) = ledger(&["import-cosigner", &org_vkey]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, keys, _) = ledger(&["keys"]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.contains(&new.trim()) && keys.contains(&old.trim()));
+    assert_eq!(keys.last(), Some(&org_vkey.as_str()));
+    let (code, _, err) = ledger(&["retire-key", new.trim()]);
+    assert_eq!(code, 1, "the last key cannot be retired");
+    assert!(err.contains("last active log key"), "{err}");
 }
 
 #[test]

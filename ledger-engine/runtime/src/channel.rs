@@ -832,6 +832,26 @@ impl Ledger {
         Ok(vkey)
     }
 
+    /// Imports a member organisation's cosigner vkey (type `0x04`) into the channel, so that it
+    /// is published with the log's keys; returns the vkey in canonical form.
+    ///
+    /// # Errors
+    /// A malformed vkey, a key of another type, or a store failure.
+    pub fn import_cosigner(&self, channel: &str, vkey: &str) -> Result<String> {
+        self.state(channel)?;
+        let key = ledgerbridge_ledger_core::note::VerifierKey::parse(vkey)?;
+        if key.kind() != ledgerbridge_ledger_core::note::KeyType::Cosignature {
+            return Err(LedgerError::Keys(format!(
+                "{} is not a cosigner key: cosigners publish type 0x04 (cosignature/v1) vkeys",
+                key.name()
+            )));
+        }
+        let canonical = key.to_vkey();
+        let mut conn = self.store.conn()?;
+        publish_vkey(&mut conn, channel, &canonical, "cosigner")?;
+        Ok(canonical)
+    }
+
     /// Signing keys: stops signing with the key whose vkey is given; it stays published so
     /// earlier checkpoints stay verifiable.
     ///

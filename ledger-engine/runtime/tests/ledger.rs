@@ -157,12 +157,30 @@ fn checkpoints_are_signed_notes_and_keys_rotate(ts: &TestStore) {
     note.verify(&[VerifierKey::parse(&new_vkey).unwrap()])
         .unwrap();
     assert!(note.verify(&[old]).is_err());
+    // A member organisation's cosigner key is imported and published after the log keys.
+    let org = ledgerbridge_ledger_core::note::SignerKey::generate(
+        "insurer.example",
+        ledgerbridge_ledger_core::note::KeyType::Cosignature,
+    )
+    .unwrap();
+    l.import_cosigner("claims", &org.verifier().to_vkey())
+        .unwrap();
+    assert_eq!(
+        l.vkeys("claims").unwrap().last().unwrap(),
+        &org.verifier().to_vkey()
+    );
+    assert!(matches!(
+        l.import_cosigner("claims", &new_vkey),
+        Err(LedgerError::Keys(_))
+    ));
+    assert!(l.import_cosigner("claims", "not a vkey").is_err());
     assert!(
         l.retire_log_key("claims", &new_vkey).is_err(),
         "the last key cannot be retired"
     );
-    // The retired key stays published: the first checkpoint still verifies, and so does the audit.
-    assert_eq!(l.vkeys("claims").unwrap().len(), 2);
+    // The retired key stays published (two log keys and the cosigner): the first checkpoint
+    // still verifies, and so does the audit.
+    assert_eq!(l.vkeys("claims").unwrap().len(), 3);
     let cp = Checkpoint::parse(
         &Note::parse(&l.checkpoint("claims").unwrap().unwrap().note)
             .unwrap()
