@@ -314,6 +314,48 @@ pub(crate) fn block_hash_of(
     sha256(&data)
 }
 
+/// Batches with at least this many new entries are prepared on two threads.
+const PARALLEL_FROM: usize = 512;
+
+/// Replaces the tiles a batch changed: per level one DELETE of the changed range, then one
+/// multi-row INSERT.
+fn write_tiles(
+    c: &mut AnyConnection,
+    channel: &str,
+    written: &HashMap<(u8, u64), Vec<Hash>>,
+) -> Result<()> {
+    let mut ranges: HashMap<u8, (u64, u64)> = HashMap::new();
+    for &(level, index) in written.keys() {
+        let r = ranges.entry(level).or_insert((index, index));
+        r.0 = r.0.min(index);
+        r.1 = r.1.max(index);
+    }
+    for (level, (low, high)) in ranges {
+        diesel::delete(
+            ledger_tiles::table
+                .filter(ledger_tiles::channel.eq(channel))
+                .filter(ledger_tiles::level.eq(i32::from(level)))
+                .filter(ledger_tiles::idx.between(to_i64(low), to_i64(high))),
+        )
+        .execute(c)?;
+    }
+    let rows: Vec<_> = written
+        .iter()
+        .map(|((level, index), hashes)| {
+            (
+                ledger_tiles::channel.eq(channel),
+                ledger_tiles::level.eq(i32::from(*level)),
+                ledger_tiles::idx.eq(to_i64(*index)),
+                ledger_tiles::hashes.eq(tiles::encode(hashes)),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        on_backend!(c, diesel::insert_into(ledger_tiles::table).values(chunk))?;
+    }
+    Ok(())
+}
+
 /// A UNIQUE constraint refused a row (an event id already anchored, or a subject key created
 /// concurrently).
 fn is_unique_violation(e: &LedgerError) -> bool {
@@ -467,6 +509,8 @@ impl Ledger {
                 // One read of the random source per batch: salts and nonces for every entry.
                 let mut entropy = vec![0u8; batch.len() * payload::ENTROPY_PER_ENTRY];
                 payload::fill(&mut entropy)?;
+                // Which events are new (in batch order, duplicates collapsed) and their indexes.
+                let mut fresh: Vec<(usize, u64)> = Vec::new();
                 for (position, e) in batch.iter().enumerate() {
                     if let Some(&index) = existing.get(&e.event_id) {
                         result.push(Appended {
@@ -475,6 +519,17 @@ impl Ledger {
                         });
                         continue;
                     }
+                    let index = edge.size + fresh.len() as u64;
+                    existing.insert(e.event_id.clone(), index);
+                    fresh.push((position, index));
+                    result.push(Appended {
+                        index,
+                        existing: false,
+                    });
+                }
+                // Leaf data, leaf hashes and encrypted payloads, on both cores for large batches.
+                let prepare = |&(position, index): &(usize, u64)| -> Result<(EntryRow<'_>, Hash)> {
+                    let e = &batch[position];
                     let (salt, nonce) = entropy[position * payload::ENTROPY_PER_ENTRY..]
                         .split_first_chunk::<32>()
                         .and_then(|(salt, rest)| Some((*salt, *rest.first_chunk::<12>()?)))
@@ -485,13 +540,6 @@ impl Ledger {
                         .leaf_data()
                         .map_err(|source| LedgerError::Entry { position, source })?;
                     let leaf = leaf_hash(&leaf_data);
-                    let index = edge.size;
-                    edge.push(leaf, &mut written);
-                    existing.insert(e.event_id.clone(), index);
-                    result.push(Appended {
-                        index,
-                        existing: false,
-                    });
                     let subject = subject_of(e, channel);
                     let key = subject_keys.get(&subject).ok_or_else(|| {
                         LedgerError::Corrupt(format!("no key for subject {subject}"))
@@ -500,7 +548,7 @@ impl Ledger {
                     plain.extend_from_slice(&e.payload);
                     let (nonce, ciphertext) =
                         payload::seal(key, channel, &e.event_id, nonce, &plain)?;
-                    rows.push(EntryRow {
+                    let row = EntryRow {
                         channel,
                         idx: to_i64(index),
                         event_id: &e.event_id,
@@ -508,29 +556,34 @@ impl Ledger {
                         subject,
                         nonce: Some(nonce),
                         ciphertext: Some(ciphertext),
+                    };
+                    Ok((row, leaf))
+                };
+                let prepared: Vec<(EntryRow<'_>, Hash)> = if fresh.len() >= PARALLEL_FROM {
+                    let (first, second) = fresh.split_at(fresh.len() / 2);
+                    let (a, b) = std::thread::scope(|scope| {
+                        let other =
+                            scope.spawn(|| second.iter().map(prepare).collect::<Result<Vec<_>>>());
+                        let mine = first.iter().map(prepare).collect::<Result<Vec<_>>>();
+                        (mine, other.join())
                     });
+                    let b =
+                        b.map_err(|_| LedgerError::Crypto("a preparation thread panicked".into()))?;
+                    let mut all = a?;
+                    all.extend(b?);
+                    all
+                } else {
+                    fresh.iter().map(prepare).collect::<Result<Vec<_>>>()?
+                };
+                for (row, leaf) in prepared {
+                    edge.push(leaf, &mut written);
+                    rows.push(row);
                 }
                 if rows.is_empty() {
                     return Ok((result, None, None));
                 }
                 insert_entries(c, &rows)?;
-                for ((level, index), hashes) in &written {
-                    diesel::delete(
-                        ledger_tiles::table
-                            .filter(ledger_tiles::channel.eq(channel))
-                            .filter(ledger_tiles::level.eq(i32::from(*level)))
-                            .filter(ledger_tiles::idx.eq(to_i64(*index))),
-                    )
-                    .execute(c)?;
-                    diesel::insert_into(ledger_tiles::table)
-                        .values((
-                            ledger_tiles::channel.eq(channel),
-                            ledger_tiles::level.eq(i32::from(*level)),
-                            ledger_tiles::idx.eq(to_i64(*index)),
-                            ledger_tiles::hashes.eq(tiles::encode(hashes)),
-                        ))
-                        .execute(c)?;
-                }
+                write_tiles(c, channel, &written)?;
                 // Sign: the block and the checkpoint over the new tree head.
                 let size = edge.size;
                 let root = state.root_of(c, &edge, size)?;
