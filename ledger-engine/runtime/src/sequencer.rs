@@ -21,6 +21,23 @@ pub(crate) struct Group {
     queue: Mutex<(Vec<(NewEntry, Reply)>, bool)>,
 }
 
+/// Held by the leader while it sequences; if the leader panics, releases leadership and fails
+/// what is queued.
+struct Leader<'a>(&'a Group);
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        // On the normal path the loop has already handed leadership back under the lock.
+        if std::thread::panicking() {
+            let mut q = lock(&self.0.queue);
+            for (_, reply) in q.0.drain(..) {
+                let _ = reply.send(Err(LedgerError::Unavailable("the sequencer failed".into())));
+            }
+            q.1 = false;
+        }
+    }
+}
+
 /// Checks the fields of a submission on its own, so that one bad event never fails the others
 /// sequenced with it.
 fn validate(channel: &str, e: &NewEntry) -> Result<()> {
@@ -67,6 +84,9 @@ impl Ledger {
             }
             q.1 = true;
         }
+        // Should the append below panic, hand leadership back and fail what is queued, rather
+        // than leave later submitters waiting for a leader that is gone.
+        let _leader = Leader(&group);
         loop {
             let items: Vec<(NewEntry, Reply)> = {
                 let mut q = lock(&group.queue);
