@@ -99,3 +99,30 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(ledger_entries, ledger_subject_keys);
+
+diesel::table! {
+    registry_schemas (id) {
+        id -> BigInt,
+        fingerprint -> Text,
+        schema_text -> Text,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    registry_versions (subject, version) {
+        subject -> Text,
+        version -> Integer,
+        schema_id -> BigInt,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    registry_config (subject) {
+        subject -> Text,
+        compatibility -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(registry_schemas, registry_versions);
