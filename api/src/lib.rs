@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 mod health;
 mod ledger;
+mod registry;
 mod system;
 mod ui;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub bus: Arc<dyn Bus>,
     /// The ledger.
     pub ledger: ledgerbridge_ledger::Ledger,
+    /// The schema registry.
+    pub registry: ledgerbridge_registry::Registry,
     /// Name of the topic that records what the node itself does (`<prefix>system`).
     pub system_topic: String,
     /// Components reported by `/api/v1/health`, in order.
@@ -84,7 +87,17 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(ledger::get_ledger_entry)
         .service(ledger::get_ledger_entry_proof)
         .service(ledger::get_ledger_consistency)
-        .service(ledger::create_ledger_entry);
+        .service(ledger::create_ledger_entry)
+        .service(registry::list_registry_subjects)
+        .service(registry::list_registry_versions)
+        .service(registry::get_registry_version)
+        .service(registry::create_registry_version)
+        .service(registry::get_registry_schema)
+        .service(registry::create_registry_compatibility_check)
+        .service(registry::get_registry_config)
+        .service(registry::set_registry_config)
+        .service(registry::get_registry_subject_config)
+        .service(registry::set_registry_subject_config);
 }
 
 /// The OpenAPI 3.1 document of the API.

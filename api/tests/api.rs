@@ -37,11 +37,13 @@ fn node_with(extra: Vec<Arc<dyn HealthCheck>>) -> Node {
         Arc::new(ledgerbridge_api::LedgerHealth(ledger.clone())),
     ];
     components.extend(extra);
+    let registry = ledgerbridge_registry::Registry::new(store.clone());
     let state = web::Data::new(AppState {
         node_id: "test-node".into(),
         store,
         bus,
         ledger,
+        registry,
         system_topic: "system".into(),
         components,
         started: Instant::now(),
@@ -404,4 +406,79 @@ async fn bad_anchors_and_lookups_get_the_error_envelope_naming_the_field() {
         assert!(status.is_client_error(), "{uri}: {status}");
         assert_error(&resp, code);
     }
+}
+
+#[actix_web::test]
+async fn the_registry_speaks_confluents_api() {
+    let node = node_with(vec![]);
+    let v1 = r#"{"type":"record","name":"claim","fields":[{"name":"claim_no","type":"string"}]}"#;
+    let v2 = r#"{"type":"record","name":"claim","fields":[{"name":"claim_no","type":"string"},{"name":"ward","type":["null","string"],"default":null}]}"#;
+    let bad = r#"{"type":"record","name":"claim","fields":[{"name":"claim_no","type":"long"}]}"#;
+    let post = |uri: &str, schema: &str| {
+        test::TestRequest::post()
+            .uri(uri)
+            .insert_header(("Authorization", format!("Bearer {}", node.token)))
+            .set_json(serde_json::json!({ "schema": schema }))
+    };
+    let (status, body) = call(&node, post("/registry/subjects/raw.his-value/versions", v1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id1 = body["id"].as_i64().unwrap();
+    let (_, body) = call(&node, post("/registry/subjects/raw.his-value/versions", v2)).await;
+    let id2 = body["id"].as_i64().unwrap();
+    let (status, body) = call(
+        &node,
+        post("/registry/subjects/raw.his-value/versions", bad),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error_code"], 409);
+    let (status, body) = call(
+        &node,
+        test::TestRequest::get().uri(&format!("/registry/schemas/ids/{id1}")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["schema"], v1);
+    let (_, body) = call(
+        &node,
+        test::TestRequest::get().uri("/registry/subjects/raw.his-value/versions/latest"),
+    )
+    .await;
+    assert_eq!(
+        (body["version"].as_i64(), body["id"].as_i64()),
+        (Some(2), Some(id2))
+    );
+    let (_, body) = call(&node, test::TestRequest::get().uri("/registry/subjects")).await;
+    assert_eq!(body, serde_json::json!(["raw.his-value"]));
+    let (_, body) = call(
+        &node,
+        post(
+            "/registry/compatibility/subjects/raw.his-value/versions/latest",
+            bad,
+        ),
+    )
+    .await;
+    assert_eq!(body["is_compatible"], false);
+    let (_, body) = call(&node, test::TestRequest::get().uri("/registry/config")).await;
+    assert_eq!(body["compatibilityLevel"], "BACKWARD");
+    for (uri, code) in [
+        ("/registry/subjects/nope/versions", 40401),
+        ("/registry/subjects/raw.his-value/versions/7", 40402),
+        ("/registry/schemas/ids/999", 40403),
+        ("/registry/subjects/raw.his-value/versions/0", 42202),
+    ] {
+        let (status, body) = call(&node, test::TestRequest::get().uri(uri)).await;
+        assert_eq!(body["error_code"], code, "{uri}: {body}");
+        assert_eq!(u32::from(status.as_u16()), code / 100, "{uri}");
+    }
+    let (status, body) = call(&node, post("/registry/subjects/x/versions", "{broken")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error_code"], 42201);
+    let unauthenticated = test::TestRequest::post()
+        .uri("/registry/subjects/x/versions")
+        .set_json(serde_json::json!({ "schema": v1 }));
+    assert_eq!(
+        call(&node, unauthenticated).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 }

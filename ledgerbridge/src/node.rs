@@ -76,6 +76,7 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         store: store.clone(),
         bus: Arc::clone(&bus),
         ledger,
+        registry: ledgerbridge_registry::Registry::new(store.clone()),
         system_topic: system_topic.clone(),
         components,
         started: Instant::now(),
