@@ -8,6 +8,7 @@
 #   tansu       Kafka-protocol broker on a free port         LEDGERBRIDGE_TEST_KAFKA
 #   aiosmtpd    SMTP server on a free port                   LEDGERBRIDGE_TEST_SMTP
 #   chromium    /usr/bin/chromium for the browser tests      CHROMIUM
+#   confluent-kafka[avro] (PyPI): a standard Confluent client for the registry test
 #
 # Installs with apt-get / pip / cargo only what is missing (needs root on a fresh Debian).
 
@@ -145,6 +146,15 @@ ensure_smtp() {
   log "SMTP: aiosmtpd on $LEDGERBRIDGE_TEST_SMTP"
 }
 
+# A standard Confluent client (confluent-kafka with its Avro serializers) for the registry tests.
+ensure_confluent_client() {
+  if ! python3 -c 'import confluent_kafka, fastavro' 2>/dev/null; then
+    log "installing confluent-kafka[avro] (the Confluent client the registry is tested with)"
+    python3 -m pip install --quiet "confluent-kafka[avro]" >&2 2>/dev/null \
+      || python3 -m pip install --quiet --break-system-packages "confluent-kafka[avro]" >&2
+  fi
+}
+
 ensure_browser() {
   if [ ! -x /usr/bin/chromium ]; then
     apt_install chromium
@@ -162,6 +172,7 @@ lb_services_start() {
   ensure_mariadb
   ensure_tansu
   ensure_smtp
+  ensure_confluent_client
   ensure_browser
 }
 

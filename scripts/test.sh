@@ -4,7 +4,8 @@
 #      MariaDB, the tansu Kafka-protocol broker, an SMTP server, Chromium (scripts/services.sh);
 #   2. formatting and lints: cargo fmt --check, cargo clippy --all-targets -- -D warnings;
 #   3. every Rust test (unit, integration against those services, CLI end to end);
-#   4. the browser tests of the admin UI against a running demo node.
+#   4. the browser tests of the admin UI against a running demo node, and a standard Confluent
+#      client (confluent-kafka) against the node's schema registry.
 # Stops what it started, and exits non-zero if anything failed.
 
 set -euo pipefail
@@ -45,6 +46,9 @@ wait_for_port 127.0.0.1 "$ui_port" 60 "the demo node" || { cat "$ui_data/demo.er
   npm ci --no-audit --no-fund --loglevel=error
   LEDGERBRIDGE_URL="http://127.0.0.1:$ui_port" LEDGERBRIDGE_TOKEN="$(cat "$ui_data/admin-token")" npm test
 )
+step "schema registry with a standard Confluent client against the same node"
+LEDGERBRIDGE_URL="http://127.0.0.1:$ui_port" LEDGERBRIDGE_TOKEN="$(cat "$ui_data/admin-token")" \
+  python3 registry/client-test/confluent_client.py
 kill "$demo_pid" && wait "$demo_pid" || true
 demo_pid=""
 rm -rf "$ui_data"
