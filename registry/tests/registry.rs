@@ -65,24 +65,8 @@ fn errors_carry_confluent_codes(ts: &TestStore) {
     assert_eq!(code(Compatibility::parse("SIDEWAYS").unwrap_err()), 42203);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test]
-            fn $name() {
-                super::$name(&super::TestStore::sqlite());
-            })*
-        }
-        mod postgres {
-            $(#[test]
-            fn $name() {
-                super::$name(&super::TestStore::postgres(concat!("registry_", stringify!($name))));
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+ledgerbridge_store::on_both_backends!(
+    "registry":
     versions_evolve_compatibly_and_refuse_breaking_changes,
     errors_carry_confluent_codes
 );

@@ -91,3 +91,23 @@ impl Drop for TestStore {
         }
     }
 }
+
+/// Runs each named test body — a `fn(&TestStore)` in the calling module — once on SQLite and
+/// once on a fresh PostgreSQL database, as the tests `sqlite::<name>` and `postgres::<name>`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($prefix:literal: $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&$crate::testing::TestStore::sqlite());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                super::$name(&$crate::testing::TestStore::postgres(concat!($prefix, "_", stringify!($name))));
+            })*
+        }
+    };
+}

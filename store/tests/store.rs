@@ -8,7 +8,8 @@ use std::time::Duration;
 use ledgerbridge_store::testing::TestStore;
 use ledgerbridge_store::{Role, Store};
 
-fn tokens_verify_only_themselves_and_can_be_revoked(store: &Store) {
+fn tokens_verify_only_themselves_and_can_be_revoked(ts: &TestStore) {
+    let store = &ts.store;
     let (token, info) = store.create_token("admin (test)", Role::Admin).unwrap();
     assert!(token.starts_with("lbt_") && token.len() > 40);
     assert_eq!(store.verify_token(&token).unwrap(), Some(info.clone()));
@@ -22,7 +23,8 @@ fn tokens_verify_only_themselves_and_can_be_revoked(store: &Store) {
     assert!(store.verify_token(&other).unwrap().is_some());
 }
 
-fn settings_are_replaced_not_duplicated(store: &Store) {
+fn settings_are_replaced_not_duplicated(ts: &TestStore) {
+    let store = &ts.store;
     assert_eq!(store.meta("node_id").unwrap(), None);
     store.set_meta("node_id", "a").unwrap();
     store.set_meta("node_id", "b").unwrap();
@@ -30,24 +32,8 @@ fn settings_are_replaced_not_duplicated(store: &Store) {
     assert!(store.health().is_ok());
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test]
-            fn $name() {
-                super::$name(&super::TestStore::sqlite().store);
-            })*
-        }
-        mod postgres {
-            $(#[test]
-            fn $name() {
-                super::$name(&super::TestStore::postgres(concat!("store_", stringify!($name))).store);
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+ledgerbridge_store::on_both_backends!(
+    "store":
     tokens_verify_only_themselves_and_can_be_revoked,
     settings_are_replaced_not_duplicated,
 );

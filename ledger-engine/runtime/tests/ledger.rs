@@ -435,24 +435,8 @@ fn concurrent_submissions_are_sequenced_without_loss(ts: &TestStore) {
     assert_eq!(n.ledger.audit("claims", |_, _| {}).unwrap().finding, None);
 }
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test]
-            fn $name() {
-                super::$name(&super::TestStore::sqlite());
-            })*
-        }
-        mod postgres {
-            $(#[test]
-            fn $name() {
-                super::$name(&super::TestStore::postgres(concat!("ledger_", stringify!($name))));
-            })*
-        }
-    };
-}
-
-on_both_backends!(
+ledgerbridge_store::on_both_backends!(
+    "ledger":
     append_is_idempotent_and_every_entry_is_provable,
     state_survives_a_restart,
     checkpoints_are_signed_notes_and_keys_rotate,
