@@ -5,6 +5,7 @@
 //!   line ([`ConfigError`]), plus warnings;
 //! - [`Secret`]: secrets are references (`${ENV_VAR}`, `file:PATH`), never values.
 
+pub mod connectors;
 mod duration;
 mod load;
 pub mod model;

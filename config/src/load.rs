@@ -345,6 +345,11 @@ const FORMATS: &[Format] = &[
         "expected a secret reference, `${ENV_VAR}` or `file:/path/to/file`, never the secret itself",
     ),
     (
+        "http-url",
+        |s| url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https")),
+        "expected a URL such as `http://registry:8081`",
+    ),
+    (
         "postgres-url",
         |s| url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "postgres" | "postgresql")),
         "expected a URL such as `postgres://user@host:5432/database`",
@@ -542,6 +547,7 @@ fn semantic_checks(config: &Config, errors: &mut Vec<Issue>, warnings: &mut Vec<
             });
         }
     }
+    connector_checks(config, errors);
     let secrets = [
         (
             ConfigPath::of(&["store", "postgres", "password"]),
@@ -575,6 +581,122 @@ fn semantic_checks(config: &Config, errors: &mut Vec<Issue>, warnings: &mut Vec<
                 position: None,
                 message,
             });
+        }
+    }
+}
+
+fn connector_checks(config: &Config, errors: &mut Vec<Issue>) {
+    use crate::connectors::ConnectorKind;
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in config.connectors.iter().enumerate() {
+        let at = |keys: &[&str]| {
+            let mut path = vec![Segment::Key("connectors".into()), Segment::Index(i)];
+            path.extend(keys.iter().map(|k| Segment::Key((*k).to_owned())));
+            ConfigPath(path)
+        };
+        let mut error = |keys: &[&str], message: String| {
+            errors.push(Issue {
+                path: at(keys),
+                position: None,
+                message,
+            });
+        };
+        if !seen.insert(c.name.as_str()) {
+            error(
+                &["name"],
+                format!("a second connector is called `{}`", c.name),
+            );
+        }
+        if let Some(schedule) = &c.schedule
+            && let Err(e) = schedule.parse::<cron::Schedule>()
+        {
+            error(
+                &["schedule"],
+                format!(
+                    "`{schedule}` is not a cron expression (sec min hour day month weekday): {e}"
+                ),
+            );
+        }
+        match c.kind {
+            ConnectorKind::Postgres | ConnectorKind::Mariadb => {
+                if c.files.is_some() {
+                    error(
+                        &["files"],
+                        format!("not used by a `{}` connector", c.kind.name()),
+                    );
+                }
+                let Some(db) = &c.database else {
+                    error(
+                        &["type"],
+                        format!(
+                            "a `{}` connector needs a `database` table with `url` and `tables`",
+                            c.kind.name()
+                        ),
+                    );
+                    continue;
+                };
+                let schemes: &[&str] = match c.kind {
+                    ConnectorKind::Postgres => &["postgres", "postgresql"],
+                    _ => &["mysql", "mariadb"],
+                };
+                match url::Url::parse(&db.url) {
+                    Ok(u) if !schemes.contains(&u.scheme()) => error(
+                        &["database", "url"],
+                        format!("a `{}` connector needs a {}:// URL", c.kind.name(), schemes[0]),
+                    ),
+                    Ok(u) if u.password().is_some() => error(
+                        &["database", "url"],
+                        "the URL contains a password: remove it and set `password` to a secret reference".to_owned(),
+                    ),
+                    Ok(_) => {}
+                    Err(e) => error(&["database", "url"], format!("not a URL: {e}")),
+                }
+            }
+            ConnectorKind::Files => {
+                if c.database.is_some() {
+                    error(&["database"], "not used by a `files` connector".to_owned());
+                }
+                let Some(files) = &c.files else {
+                    error(
+                        &["type"],
+                        "a `files` connector needs a `files` table with `dir` and `format`"
+                            .to_owned(),
+                    );
+                    continue;
+                };
+                if files.delimiter.chars().count() != 1 {
+                    error(
+                        &["files", "delimiter"],
+                        "must be exactly one character".to_owned(),
+                    );
+                }
+                if files.format == crate::connectors::FileFormat::FixedWidth {
+                    if files.columns.is_empty() {
+                        error(
+                            &["files", "columns"],
+                            "a fixed-width layout needs its columns".to_owned(),
+                        );
+                    }
+                    for (j, col) in files.columns.iter().enumerate() {
+                        if col.start.is_none() || col.width.is_none_or(|w| w == 0) {
+                            errors.push(Issue {
+                                path: ConfigPath(vec![
+                                    Segment::Key("connectors".into()),
+                                    Segment::Index(i),
+                                    Segment::Key("files".into()),
+                                    Segment::Key("columns".into()),
+                                    Segment::Index(j),
+                                ]),
+                                position: None,
+                                message: format!(
+                                    "fixed-width column `{}` needs `start` and a non-zero `width`",
+                                    col.name
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
         }
     }
 }

@@ -33,6 +33,23 @@ pub struct Config {
     /// Diagnostic logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Legacy sources pulled into the bus, one `[[connectors]]` table each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<crate::connectors::ConnectorConfig>,
+    /// Where the Avro schemas of the raw and canonical topics are registered.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+}
+
+/// The Avro schema registry used by connectors.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// URL of an external Confluent-compatible schema registry (e.g. `http://registry:8081`).
+    /// Default: the node's own registry, served under `/registry`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "http-url"))]
+    pub url: Option<String>,
 }
 
 /// The ledger.

@@ -6,6 +6,7 @@
 //! with `synchronous = FULL`; PostgreSQL's commit). Methods block; call them from
 //! `spawn_blocking` (or actix's `web::block`) in async code.
 
+mod connectors;
 pub mod schema;
 #[cfg(feature = "test-support")]
 pub mod testing;
@@ -19,6 +20,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+pub use connectors::{NewQuarantined, QuarantinedRecord};
 pub use tokens::{Role, TokenInfo, hash_token};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");

@@ -126,3 +126,26 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(registry_schemas, registry_versions);
+
+diesel::table! {
+    connector_offsets (connector, stream) {
+        connector -> Text,
+        stream -> Text,
+        offset_json -> Text,
+        updated_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    quarantine (id) {
+        id -> BigInt,
+        stage -> Text,
+        source -> Text,
+        stream -> Text,
+        position -> Text,
+        reason -> Text,
+        payload -> Text,
+        status -> Text,
+        created_at_ms -> BigInt,
+    }
+}

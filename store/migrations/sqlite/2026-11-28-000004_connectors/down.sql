@@ -1,0 +1,2 @@
+DROP TABLE quarantine;
+DROP TABLE connector_offsets;

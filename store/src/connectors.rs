@@ -1,0 +1,210 @@
+//! Connector state in the store: the offset of each stream (a source table, a directory of batch
+//! files), and the quarantine of records that could not go on.
+//!
+//! Durability promise: an offset is written by the connector runtime only after the records before
+//! it were acknowledged by the bus as durable, and this method returns after its transaction
+//! committed; a process killed at any moment resumes from the last offset written and redelivers
+//! at most the records of one batch.
+
+use diesel::prelude::*;
+
+use crate::schema::{connector_offsets, quarantine};
+use crate::{Result, Store, now_ms, query_err};
+
+/// A quarantined record: what came in, where from, and why it could not go on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable)]
+pub struct QuarantinedRecord {
+    /// Row id.
+    pub id: i64,
+    /// The stage that refused it: `connector` (here) or `mapping`.
+    pub stage: String,
+    /// The connector (or mapping) name.
+    pub source: String,
+    /// The table or directory it came from.
+    pub stream: String,
+    /// Where in the source: a primary key, `file:line`, a log position.
+    pub position: String,
+    /// Why, naming the field or line.
+    pub reason: String,
+    /// The record as it was read (JSON, or the raw line).
+    pub payload: String,
+    /// `open`, `redriven` or `discarded`.
+    pub status: String,
+    /// When it was quarantined, milliseconds since the epoch.
+    pub created_at_ms: i64,
+}
+
+/// A record to quarantine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewQuarantined {
+    /// The stage that refused it.
+    pub stage: &'static str,
+    /// Connector or mapping name.
+    pub source: String,
+    /// Table or directory.
+    pub stream: String,
+    /// Where in the source.
+    pub position: String,
+    /// Why.
+    pub reason: String,
+    /// The record as read.
+    pub payload: String,
+}
+
+impl Store {
+    /// The stored offset of `connector`'s `stream` (a JSON document only the connector reads).
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn connector_offset(&self, connector: &str, stream: &str) -> Result<Option<String>> {
+        use connector_offsets::dsl;
+        let mut conn = self.conn()?;
+        dsl::connector_offsets
+            .filter(dsl::connector.eq(connector).and(dsl::stream.eq(stream)))
+            .select(dsl::offset_json)
+            .first::<String>(&mut *conn)
+            .optional()
+            .map_err(query_err("reading a connector offset"))
+    }
+
+    /// Every stored offset of `connector`, by stream.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn connector_offsets(&self, connector: &str) -> Result<Vec<(String, String)>> {
+        use connector_offsets::dsl;
+        let mut conn = self.conn()?;
+        dsl::connector_offsets
+            .filter(dsl::connector.eq(connector))
+            .order(dsl::stream)
+            .select((dsl::stream, dsl::offset_json))
+            .load(&mut *conn)
+            .map_err(query_err("reading connector offsets"))
+    }
+
+    /// Replaces the offset of `connector`'s `stream`, or removes it (`None`: start over).
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn set_connector_offset(
+        &self,
+        connector: &str,
+        stream: &str,
+        offset: Option<&str>,
+    ) -> Result<()> {
+        use connector_offsets::dsl;
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        conn.transaction(|c| {
+            let row = dsl::connector_offsets
+                .filter(dsl::connector.eq(connector).and(dsl::stream.eq(stream)));
+            let Some(offset) = offset else {
+                diesel::delete(row).execute(c)?;
+                return Ok(());
+            };
+            let updated = diesel::update(row)
+                .set((dsl::offset_json.eq(offset), dsl::updated_at_ms.eq(now)))
+                .execute(c)?;
+            if updated == 0 {
+                diesel::insert_into(dsl::connector_offsets)
+                    .values((
+                        dsl::connector.eq(connector),
+                        dsl::stream.eq(stream),
+                        dsl::offset_json.eq(offset),
+                        dsl::updated_at_ms.eq(now),
+                    ))
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+        .map_err(query_err("writing a connector offset"))
+    }
+
+    /// Quarantines records; returns their ids.
+    ///
+    /// # Errors
+    /// The insert fails (the caller must not move on: nothing is dropped silently).
+    pub fn quarantine(&self, records: &[NewQuarantined]) -> Result<Vec<i64>> {
+        use quarantine::dsl;
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        conn.transaction(|c| {
+            records
+                .iter()
+                .map(|r| {
+                    diesel::insert_into(dsl::quarantine)
+                        .values((
+                            dsl::stage.eq(r.stage),
+                            dsl::source.eq(&r.source),
+                            dsl::stream.eq(&r.stream),
+                            dsl::position.eq(&r.position),
+                            dsl::reason.eq(&r.reason),
+                            dsl::payload.eq(&r.payload),
+                            dsl::status.eq("open"),
+                            dsl::created_at_ms.eq(now),
+                        ))
+                        .returning(dsl::id)
+                        .get_result::<i64>(c)
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(query_err("quarantining records"))
+    }
+
+    /// Quarantined records of a stage, optionally of one source, newest first, after id `before`.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn quarantined(
+        &self,
+        stage: &str,
+        source: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<QuarantinedRecord>> {
+        use quarantine::dsl;
+        let mut conn = self.conn()?;
+        let mut query = dsl::quarantine.filter(dsl::stage.eq(stage)).into_boxed();
+        if let Some(source) = source {
+            query = query.filter(dsl::source.eq(source.to_owned()));
+        }
+        if let Some(before) = before {
+            query = query.filter(dsl::id.lt(before));
+        }
+        query
+            .order(dsl::id.desc())
+            .limit(limit)
+            .select((
+                dsl::id,
+                dsl::stage,
+                dsl::source,
+                dsl::stream,
+                dsl::position,
+                dsl::reason,
+                dsl::payload,
+                dsl::status,
+                dsl::created_at_ms,
+            ))
+            .load::<QuarantinedRecord>(&mut *conn)
+            .map_err(query_err("listing quarantined records"))
+    }
+
+    /// How many records of a stage (and source) are quarantined and still open.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn quarantine_open_count(&self, stage: &str, source: Option<&str>) -> Result<i64> {
+        use quarantine::dsl;
+        let mut conn = self.conn()?;
+        let mut query = dsl::quarantine
+            .filter(dsl::stage.eq(stage).and(dsl::status.eq("open")))
+            .into_boxed();
+        if let Some(source) = source {
+            query = query.filter(dsl::source.eq(source.to_owned()));
+        }
+        query
+            .count()
+            .get_result(&mut *conn)
+            .map_err(query_err("counting quarantined records"))
+    }
+}
