@@ -120,8 +120,7 @@ impl LabelWriter {
     /// A write fails.
     pub fn append(&mut self, labels: &[Label]) -> Result<(), Error> {
         for l in labels {
-            serde_json::to_writer(&mut self.out, l)
-                .map_err(|e| Error::io(&self.path, e.into()))?;
+            serde_json::to_writer(&mut self.out, l).map_err(|e| Error::io(&self.path, e.into()))?;
             self.out
                 .write_all(b"\n")
                 .map_err(|e| Error::io(&self.path, e))?;
@@ -142,7 +141,10 @@ pub fn read(path: &Path) -> Result<Vec<Label>, Error> {
         let label = serde_json::from_str(&line).map_err(|e| {
             Error::io(
                 path,
-                std::io::Error::new(std::io::ErrorKind::InvalidData, format!("line {}: {e}", i + 1)),
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("line {}: {e}", i + 1),
+                ),
             )
         })?;
         out.push(label);

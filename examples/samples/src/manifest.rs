@@ -261,7 +261,9 @@ pub fn decode_file(bytes: &[u8]) -> Result<ManifestFile, Error> {
             Some(b'D') if header.is_some() && trailer.is_none() => {
                 decode_record(DETAIL, line).map(|r| details.push(r))
             }
-            Some(b'T') if n == lines.len() => decode_record(TRAILER, line).map(|r| trailer = Some(r)),
+            Some(b'T') if n == lines.len() => {
+                decode_record(TRAILER, line).map(|r| trailer = Some(r))
+            }
             _ => Err(Error::Manifest("unexpected record type".into())),
         };
         rec.map_err(|e| Error::Manifest(format!("line {n}: {e}")))?;
@@ -279,7 +281,11 @@ pub fn decode_file(bytes: &[u8]) -> Result<ManifestFile, Error> {
         .unwrap_or(-1);
     let sum: i64 = details
         .iter()
-        .map(|d| d.get("value_krw").and_then(|s| s.parse::<i64>().ok()).unwrap_or(0))
+        .map(|d| {
+            d.get("value_krw")
+                .and_then(|s| s.parse::<i64>().ok())
+                .unwrap_or(0)
+        })
         .sum();
     if count != details.len() || total != sum {
         return Err(Error::Manifest(format!(

@@ -137,11 +137,7 @@ pub async fn run(cfg: &RunConfig, stop: impl Future<Output = ()>) -> Result<RunR
         .iter()
         .map(|d| domains::generator(*d, &gen_cfg))
         .collect();
-    let mut writer = cfg
-        .labels
-        .as_deref()
-        .map(LabelWriter::create)
-        .transpose()?;
+    let mut writer = cfg.labels.as_deref().map(LabelWriter::create).transpose()?;
     let batch_size = cfg.batch_size.max(1);
     let started = Instant::now();
     let deadline = cfg.duration.map(|d| started + d);
@@ -162,7 +158,9 @@ pub async fn run(cfg: &RunConfig, stop: impl Future<Output = ()>) -> Result<RunR
             }
             let want = cfg
                 .count
-                .map_or(batch_size, |c| batch_size.min(usize::try_from(c - report.rows()).unwrap_or(batch_size)))
+                .map_or(batch_size, |c| {
+                    batch_size.min(usize::try_from(c - report.rows()).unwrap_or(batch_size))
+                })
                 .max(1);
             let mut batch = Batch::default();
             while batch.rows.len() < want {

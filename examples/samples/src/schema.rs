@@ -22,7 +22,9 @@ pub enum Dialect {
 #[must_use]
 pub fn schema(dialect: Dialect, domain: Domain) -> Option<&'static str> {
     match (dialect, domain) {
-        (Dialect::MariaDb, Domain::Healthcare) => Some(include_str!("../sql/mariadb/healthcare.sql")),
+        (Dialect::MariaDb, Domain::Healthcare) => {
+            Some(include_str!("../sql/mariadb/healthcare.sql"))
+        }
         (Dialect::MariaDb, Domain::Bank) => Some(include_str!("../sql/mariadb/bank.sql")),
         (Dialect::Postgres, Domain::Customs) => Some(include_str!("../sql/postgres/customs.sql")),
         (Dialect::Postgres, Domain::Land) => Some(include_str!("../sql/postgres/land.sql")),
@@ -91,13 +93,19 @@ mod tests {
                 assert!(sql.contains(&format!("('{code}', '{name}'")), "{code}");
             }
             for (code, name, usual) in PROCEDURES {
-                assert!(sql.contains(&format!("('{code}', '{name}', {usual})")), "{code}");
+                assert!(
+                    sql.contains(&format!("('{code}', '{name}', {usual})")),
+                    "{code}"
+                );
             }
         }
         for dialect in [Dialect::Postgres, Dialect::Sqlite] {
             let sql = schema(dialect, Domain::Land).unwrap();
             for (code, name, median) in DISTRICTS {
-                assert!(sql.contains(&format!("('{code}', '{name}', {median})")), "{code}");
+                assert!(
+                    sql.contains(&format!("('{code}', '{name}', {median})")),
+                    "{code}"
+                );
             }
         }
     }
@@ -105,6 +113,9 @@ mod tests {
     #[test]
     fn statements_split_on_semicolons_outside_comments() {
         let s = statements("-- a; b\nCREATE TABLE x (a INT); -- c;\nINSERT INTO x VALUES (1);\n");
-        assert_eq!(s, vec!["CREATE TABLE x (a INT)", "INSERT INTO x VALUES (1)"]);
+        assert_eq!(
+            s,
+            vec!["CREATE TABLE x (a INT)", "INSERT INTO x VALUES (1)"]
+        );
     }
 }

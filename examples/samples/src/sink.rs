@@ -57,7 +57,9 @@ impl Target {
                 .map(|(_, db)| db.split('?').next().unwrap_or(""))
                 .unwrap_or("");
             if db.is_empty() {
-                return Err(bad("a MariaDB URL must name the database: mysql://user@host:3306/DB"));
+                return Err(bad(
+                    "a MariaDB URL must name the database: mysql://user@host:3306/DB",
+                ));
             }
             Ok(Self::MariaDb(format!("mysql://{rest}")))
         } else if let Some(path) = s.strip_prefix("sqlite:") {
@@ -236,9 +238,9 @@ impl Sink {
 
     fn name(&self) -> String {
         match self {
-            Self::Postgres { name, .. } | Self::MariaDb { name, .. } | Self::Sqlite { name, .. } => {
-                name.clone()
-            }
+            Self::Postgres { name, .. }
+            | Self::MariaDb { name, .. }
+            | Self::Sqlite { name, .. } => name.clone(),
             Self::Directory { dir, .. } => dir.display().to_string(),
         }
     }
@@ -279,7 +281,8 @@ impl Sink {
     pub async fn max_id(&mut self, table: &str) -> Result<i64, Error> {
         let name = self.name();
         let sql = format!("SELECT COALESCE(MAX(id), 0) AS n FROM {table}");
-        let what = || format!("{sql} (does the table exist? apply the schema with --create-schema)");
+        let what =
+            || format!("{sql} (does the table exist? apply the schema with --create-schema)");
         match self {
             Self::Postgres { client, .. } => {
                 let row = client
@@ -410,7 +413,11 @@ fn literal(dialect: Dialect, v: &Value) -> String {
         Value::Int(n) => n.to_string(),
         Value::Hundredths(n) => {
             let sign = if *n < 0 { "-" } else { "" };
-            format!("{sign}{}.{:02}", n.unsigned_abs() / 100, n.unsigned_abs() % 100)
+            format!(
+                "{sign}{}.{:02}",
+                n.unsigned_abs() / 100,
+                n.unsigned_abs() % 100
+            )
         }
         Value::Text(s) => {
             let mut s = s.replace('\'', "''");
@@ -476,7 +483,9 @@ fn plan(dialect: Dialect, rows: &[&Row]) -> Result<Plan, Error> {
                 if row.cols.len() != cols.len()
                     || row.cols.iter().zip(&cols).any(|((c, _), d)| c != d)
                 {
-                    return Err(Error::Shape(format!("{table}: rows with different columns")));
+                    return Err(Error::Shape(format!(
+                        "{table}: rows with different columns"
+                    )));
                 }
                 if i > 0 {
                     sql.push_str(", ");
@@ -588,7 +597,9 @@ mod tests {
             Target::parse("out/manifests").unwrap(),
             Target::Directory("out/manifests".into())
         );
-        let err = Target::parse("mysql://u:secret@h/").unwrap_err().to_string();
+        let err = Target::parse("mysql://u:secret@h/")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("secret"), "{err}");
     }
 
@@ -597,7 +608,10 @@ mod tests {
         let v = Value::Text("O'Brien \\ 김".into());
         assert_eq!(literal(Dialect::Postgres, &v), "'O''Brien \\ 김'");
         assert_eq!(literal(Dialect::MariaDb, &v), "'O''Brien \\\\ 김'");
-        assert_eq!(literal(Dialect::Sqlite, &Value::Hundredths(12345)), "123.45");
+        assert_eq!(
+            literal(Dialect::Sqlite, &Value::Hundredths(12345)),
+            "123.45"
+        );
         assert_eq!(literal(Dialect::Sqlite, &Value::Hundredths(-5)), "-0.05");
         assert_eq!(literal(Dialect::Sqlite, &Value::Null), "NULL");
     }

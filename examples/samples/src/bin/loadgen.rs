@@ -76,7 +76,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     if !(0.0..=1.0).contains(&args.anomaly_rate) {
-        anyhow::bail!("--anomaly-rate must be between 0 and 1, got {}", args.anomaly_rate);
+        anyhow::bail!(
+            "--anomaly-rate must be between 0 and 1, got {}",
+            args.anomaly_rate
+        );
     }
     if args.rate < 0.0 {
         anyhow::bail!("--rate must not be negative");

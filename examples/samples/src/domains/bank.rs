@@ -33,7 +33,15 @@ const COUNTRIES: &[(&str, &str, i64)] = &[
     ("PH", "PHP", 2_350),
     ("JP", "JPY", 900),
 ];
-const MEMOS: &[&str] = &["월세", "생활비", "용돈", "물품대금", "회비", "적금이체", "급여"];
+const MEMOS: &[&str] = &[
+    "월세",
+    "생활비",
+    "용돈",
+    "물품대금",
+    "회비",
+    "적금이체",
+    "급여",
+];
 
 #[derive(Debug, Clone)]
 struct Account {
@@ -270,7 +278,10 @@ impl Bank {
                 .ctx
                 .amount(STRUCTURING_FLOOR_KRW, REPORT_THRESHOLD_KRW, 10_000);
             let at = now - TimeDelta::minutes(23 * 60 - off);
-            rows.push(("transfers", self.transfer(out, &src.no, &dst.no, amount, at)));
+            rows.push((
+                "transfers",
+                self.transfer(out, &src.no, &dst.no, amount, at),
+            ));
         }
         out.labels.push(label(
             AnomalyKind::Structuring,
@@ -308,7 +319,12 @@ impl Bank {
         let today = now.date();
         let opened = today - TimeDelta::days(self.ctx.rng.random_range(6 * 365..12 * 365));
         let last = today - TimeDelta::days(self.ctx.rng.random_range(2 * 365..5 * 365));
-        let mut acct = self.open(out, opened, last, Some(last + TimeDelta::days(DORMANT_DAYS)));
+        let mut acct = self.open(
+            out,
+            opened,
+            last,
+            Some(last + TimeDelta::days(DORMANT_DAYS)),
+        );
         let dst = self.open_active(out);
         let amount = self.ctx.amount(1_000_000, NORMAL_GAP_FLOOR_KRW, 10_000);
         let r = self.transfer(out, &acct.no, &dst.no, amount, now);
@@ -338,7 +354,10 @@ impl Bank {
             let amount = self.ctx.amount(30_000, 300_000, 1_000);
             self.transfer(out, &src.no, &dsts[0].no, amount, at);
         }
-        let n = self.ctx.rng.random_range(VELOCITY_COUNT..VELOCITY_COUNT + 6);
+        let n = self
+            .ctx
+            .rng
+            .random_range(VELOCITY_COUNT..VELOCITY_COUNT + 6);
         let mut offsets: Vec<i64> = (0..n)
             .map(|_| self.ctx.rng.random_range(0..50 * 60))
             .collect();

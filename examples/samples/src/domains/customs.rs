@@ -14,8 +14,11 @@ pub const DUTY_FREE_LIMIT_KRW: i64 = 200_000;
 /// Split shipments are counted within this many calendar days (declaration dates).
 pub const SPLIT_WINDOW_DAYS: i64 = 3;
 
+/// A `[low, high)` range.
+type Range = (i64, i64);
+
 /// (item, value range in KRW, weight range in hundredths of kg)
-const ITEMS: &[(&str, (i64, i64), (i64, i64))] = &[
+const ITEMS: &[(&str, Range, Range)] = &[
     ("나이키 운동화", (120_000, 260_000), (90, 160)),
     ("비타민 영양제", (30_000, 90_000), (30, 80)),
     ("블루투스 이어폰", (50_000, 320_000), (20, 60)),
@@ -79,7 +82,10 @@ impl Customs {
     fn fresh_consignee(&mut self) -> Consignee {
         let rng = &mut self.ctx.rng;
         let customs_id = loop {
-            let id = format!("P{:012}", rng.random_range(100_000_000_000_i64..1_000_000_000_000));
+            let id = format!(
+                "P{:012}",
+                rng.random_range(100_000_000_000_i64..1_000_000_000_000)
+            );
             if self.used_ids.insert(id.clone()) {
                 break id;
             }
@@ -129,7 +135,11 @@ impl Customs {
         declare: NaiveDate,
     ) -> Parcel {
         let ctx = &mut self.ctx;
-        let order_no = format!("MO{}{:08}", ordered.format("%Y%m%d"), ctx.next("mall_orders"));
+        let order_no = format!(
+            "MO{}{:08}",
+            ordered.format("%Y%m%d"),
+            ctx.next("mall_orders")
+        );
         let seq = ctx.next("customs_declarations");
         let declaration_no = format!("43521-{}-{:07}M", ordered.format("%y"), seq);
         let hbl_no = format!("HB{seq:010}");
@@ -139,7 +149,10 @@ impl Customs {
             "mall_orders",
             vec![
                 ("order_no", order_no.clone().into()),
-                ("mall_cd", MALLS[ctx.rng.random_range(0..MALLS.len())].into()),
+                (
+                    "mall_cd",
+                    MALLS[ctx.rng.random_range(0..MALLS.len())].into(),
+                ),
                 ("buyer_id", buyer.into()),
                 ("consignee_nm", c.name.clone().into()),
                 ("consignee_tel", c.tel.clone().into()),
@@ -168,7 +181,9 @@ impl Customs {
                 ("clear_status_cd", "02".into()),
             ],
         ));
-        let (wt, cnt, val) = s.manifest_override.unwrap_or((s.weight, pkg_cnt, s.declared));
+        let (wt, cnt, val) = s
+            .manifest_override
+            .unwrap_or((s.weight, pkg_cnt, s.declared));
         out.rows.push(Row::insert(
             MANIFEST_TABLE,
             vec![
@@ -260,7 +275,8 @@ impl Customs {
             keys.push(p.order_no);
             rows.push(("customs_declarations", p.declaration_no));
         }
-        out.labels.push(label(AnomalyKind::SplitShipment, keys, rows, self.ctx.now));
+        out.labels
+            .push(label(AnomalyKind::SplitShipment, keys, rows, self.ctx.now));
     }
 
     fn manifest_mismatch(&mut self, out: &mut Batch) {

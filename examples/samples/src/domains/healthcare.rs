@@ -78,11 +78,7 @@ impl Healthcare {
     }
 
     /// Register a patient; `policy` is `(start, end)` of an insurance policy, if any.
-    fn new_patient(
-        &mut self,
-        out: &mut Batch,
-        policy: Option<(NaiveDate, NaiveDate)>,
-    ) -> Patient {
+    fn new_patient(&mut self, out: &mut Batch, policy: Option<(NaiveDate, NaiveDate)>) -> Patient {
         let ctx = &mut self.ctx;
         let today = ctx.today();
         let no = format!("P{:08}", ctx.next("patients"));
@@ -136,7 +132,10 @@ impl Healthcare {
         let today = self.ctx.today();
         let start = today - TimeDelta::days(self.ctx.rng.random_range(0..900));
         let min_len = (today - start).num_days() + 30;
-        let len = self.ctx.rng.random_range(min_len.max(365)..min_len.max(365) + 730);
+        let len = self
+            .ctx
+            .rng
+            .random_range(min_len.max(365)..min_len.max(365) + 730);
         (start, start + TimeDelta::days(len))
     }
 
@@ -165,7 +164,12 @@ impl Healthcare {
                 ("visit_ymd", ymd(today).into()),
                 (
                     "visit_type_cd",
-                    if ctx.rng.random_bool(0.85) { "01" } else { "02" }.into(),
+                    if ctx.rng.random_bool(0.85) {
+                        "01"
+                    } else {
+                        "02"
+                    }
+                    .into(),
                 ),
             ],
         ));
@@ -207,7 +211,12 @@ impl Healthcare {
                 ("issue_ymd", ymd(today).into()),
                 (
                     "pay_status_cd",
-                    if ctx.rng.random_bool(0.95) { "01" } else { "02" }.into(),
+                    if ctx.rng.random_bool(0.95) {
+                        "01"
+                    } else {
+                        "02"
+                    }
+                    .into(),
                 ),
             ],
         ));
@@ -333,12 +342,8 @@ impl Healthcare {
             ymd(self.ctx.today()),
         ];
         let rows = claims.into_iter().map(|c| ("claims", c)).collect();
-        out.labels.push(label(
-            AnomalyKind::DuplicateClaim,
-            keys,
-            rows,
-            self.ctx.now,
-        ));
+        out.labels
+            .push(label(AnomalyKind::DuplicateClaim, keys, rows, self.ctx.now));
     }
 
     fn amount_outlier(&mut self, out: &mut Batch) {
@@ -366,7 +371,10 @@ impl Healthcare {
         let span = if self.ctx.rng.random_bool(0.8) {
             // Expired 10 days to 13 months ago.
             let end = today - TimeDelta::days(self.ctx.rng.random_range(10..400));
-            (end - TimeDelta::days(self.ctx.rng.random_range(365..1100)), end)
+            (
+                end - TimeDelta::days(self.ctx.rng.random_range(365..1100)),
+                end,
+            )
         } else {
             // Not yet started.
             let start = today + TimeDelta::days(self.ctx.rng.random_range(5..90));

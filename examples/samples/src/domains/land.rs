@@ -172,7 +172,11 @@ impl Land {
         on: NaiveDate,
     ) -> String {
         let buyer = names::person(&mut self.ctx.rng, on);
-        let receipt = format!("{}-{:08}", on.format("%Y"), self.ctx.next("title_transfers"));
+        let receipt = format!(
+            "{}-{:08}",
+            on.format("%Y"),
+            self.ctx.next("title_transfers")
+        );
         let registered_at = on.and_hms_opt(10, 0, 0).unwrap_or_default()
             + TimeDelta::minutes(self.ctx.rng.random_range(0..420));
         out.rows.push(Row::insert(
