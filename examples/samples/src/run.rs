@@ -149,6 +149,7 @@ pub async fn run(cfg: &RunConfig, stop: impl Future<Output = ()>) -> Result<RunR
     let mut last_progress = started;
     tokio::pin!(stop);
     let mut stopped = false;
+    let n_domains = gens.len().max(1) as u64;
     'outer: loop {
         for g in &mut gens {
             let done = cfg.count.is_some_and(|c| report.rows() >= c)
@@ -156,12 +157,12 @@ pub async fn run(cfg: &RunConfig, stop: impl Future<Output = ()>) -> Result<RunR
             if done || stopped {
                 break 'outer;
             }
-            let want = cfg
-                .count
-                .map_or(batch_size, |c| {
-                    batch_size.min(usize::try_from(c - report.rows()).unwrap_or(batch_size))
-                })
-                .max(1);
+            // With several domains, a count is shared between them.
+            let want = cfg.count.map_or(batch_size, |c| {
+                let share = (c - report.rows()).div_ceil(n_domains);
+                batch_size.min(usize::try_from(share).unwrap_or(batch_size))
+            });
+            let want = want.max(1);
             let mut batch = Batch::default();
             while batch.rows.len() < want {
                 g.step(&mut batch);
