@@ -7,6 +7,7 @@
 //! extractor.
 
 pub mod auth;
+mod connectors;
 pub mod error;
 mod health;
 mod ledger;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub ledger: ledgerbridge_ledger::Ledger,
     /// The schema registry.
     pub registry: ledgerbridge_registry::Registry,
+    /// The connectors of this node.
+    pub connectors: Arc<ledgerbridge_connectors::Connectors>,
     /// Name of the topic that records what the node itself does (`<prefix>system`).
     pub system_topic: String,
     /// Components reported by `/api/v1/health`, in order.
@@ -97,7 +100,16 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(registry::get_registry_config)
         .service(registry::set_registry_config)
         .service(registry::get_registry_subject_config)
-        .service(registry::set_registry_subject_config);
+        .service(registry::set_registry_subject_config)
+        .service(connectors::list_connectors)
+        .service(connectors::get_connector)
+        .service(connectors::pause_connector)
+        .service(connectors::resume_connector)
+        .service(connectors::run_connector)
+        .service(connectors::rewind_connector)
+        .service(connectors::test_connector)
+        .service(connectors::list_connector_tables)
+        .service(connectors::list_quarantine);
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -38,12 +38,22 @@ fn node_with(extra: Vec<Arc<dyn HealthCheck>>) -> Node {
     ];
     components.extend(extra);
     let registry = ledgerbridge_registry::Registry::new(store.clone());
+    let connector_ctx = ledgerbridge_connectors::ConnectorContext {
+        bus: Arc::clone(&bus),
+        store: store.clone(),
+        registry: ledgerbridge_connectors::registry::SchemaRegistry::Local(registry.clone()),
+        topic_prefix: String::new(),
+    };
     let state = web::Data::new(AppState {
         node_id: "test-node".into(),
         store,
         bus,
         ledger,
         registry,
+        connectors: Arc::new(ledgerbridge_connectors::Connectors::start(
+            connector_ctx,
+            &[],
+        )),
         system_topic: "system".into(),
         components,
         started: Instant::now(),
@@ -247,7 +257,11 @@ async fn openapi_document_matches_the_snapshot() {
             let id = op["operationId"].as_str().unwrap_or_default();
             let verb = id.split('_').next().unwrap_or_default();
             assert!(
-                ["get", "list", "create", "update", "delete", "set"].contains(&verb)
+                [
+                    "get", "list", "create", "update", "delete", "set", "pause", "resume", "run",
+                    "rewind", "test"
+                ]
+                .contains(&verb)
                     && id.contains('_'),
                 "{method} {path}: operation id `{id}` is not verb_resource"
             );

@@ -34,7 +34,7 @@ use serde::Serialize;
 pub use runtime::{ConnectorContext, ConnectorStatus, Connectors, RewindTo, State};
 
 /// How a value is typed on the bus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {
     /// Avro `boolean`.
@@ -79,7 +79,7 @@ impl ColumnType {
 }
 
 /// A column of a source table or file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 pub struct Column {
     /// The name in the source.
     pub name: String,
@@ -181,7 +181,7 @@ pub struct Batch {
 }
 
 /// A table as discovery reports it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TableInfo {
     /// Qualified name (`schema.table` or `database.table`).
     pub name: String,

@@ -56,7 +56,7 @@ impl ConnectorContext {
 }
 
 /// Where a rewind takes a stream.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "to", rename_all = "snake_case")]
 pub enum RewindTo {
     /// Read the stream again from its start (a new snapshot).
@@ -65,6 +65,7 @@ pub enum RewindTo {
     /// the timestamp as RFC 3339 and then the key).
     After {
         /// Cursor values.
+        #[schema(value_type = Vec<Object>)]
         cursor: Vec<serde_json::Value>,
     },
     /// Continue with rows changed at or after this time (timestamp-mode tables).
@@ -75,12 +76,13 @@ pub enum RewindTo {
     /// An offset as the status reports it, verbatim.
     Offset {
         /// The stored offset document.
+        #[schema(value_type = Object)]
         offset: serde_json::Value,
     },
 }
 
 /// Life of a connector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum State {
     /// Reading the source.
@@ -96,7 +98,7 @@ pub enum State {
 }
 
 /// The last error of a connector.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct LastError {
     /// What failed, naming the table, column or file.
     pub message: String,
@@ -105,7 +107,7 @@ pub struct LastError {
 }
 
 /// What the API shows of a connector.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ConnectorStatus {
     /// Name.
     pub name: String,
@@ -201,7 +203,7 @@ struct Entry {
     config: ConnectorConfig,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedSender<Command>,
-    task: tokio::task::JoinHandle<()>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Every connector of a node.
@@ -271,7 +273,7 @@ impl Connectors {
                         config: config.clone(),
                         shared,
                         commands: tx,
-                        task,
+                        task: Mutex::new(Some(task)),
                     },
                 )
             })
@@ -407,14 +409,19 @@ impl Connectors {
     }
 
     /// Stops every connector at its next chunk boundary and waits for them.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
+        let mut tasks = Vec::new();
         for (name, entry) in &self.entries {
-            if self.send(name, Command::Stop).is_err() {
-                entry.task.abort();
+            let task = entry.task.lock().ok().and_then(|mut t| t.take());
+            if self.send(name, Command::Stop).is_err()
+                && let Some(task) = &task
+            {
+                task.abort();
             }
+            tasks.extend(task);
         }
-        for (_, entry) in self.entries {
-            let _ = entry.task.await;
+        for task in tasks {
+            let _ = task.await;
         }
     }
 }

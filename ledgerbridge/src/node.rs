@@ -66,6 +66,20 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
     });
     publish_system_event(&*bus, &system_topic, "node.started", &started).await?;
 
+    let registry = ledgerbridge_registry::Registry::new(store.clone());
+    let connector_ctx = ledgerbridge_connectors::ConnectorContext {
+        bus: Arc::clone(&bus),
+        store: store.clone(),
+        registry: match &config.registry.url {
+            Some(url) => ledgerbridge_connectors::registry::SchemaRegistry::remote(url),
+            None => ledgerbridge_connectors::registry::SchemaRegistry::Local(registry.clone()),
+        },
+        topic_prefix: config.bus.topic_prefix.clone(),
+    };
+    let connectors = Arc::new(ledgerbridge_connectors::Connectors::start(
+        connector_ctx,
+        &config.connectors,
+    ));
     let components: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(StoreHealth(store.clone())),
         Arc::new(BusHealth(Arc::clone(&bus))),
@@ -76,7 +90,8 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         store: store.clone(),
         bus: Arc::clone(&bus),
         ledger,
-        registry: ledgerbridge_registry::Registry::new(store.clone()),
+        registry,
+        connectors: Arc::clone(&connectors),
         system_topic: system_topic.clone(),
         components,
         started: Instant::now(),
@@ -96,6 +111,7 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
 
     server.run().await.context("the HTTP server failed")?;
     tracing::info!("stopping");
+    connectors.shutdown().await;
     let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });
     publish_system_event(&*bus, &system_topic, "node.stopped", &stopped).await?;
     Ok(())

@@ -180,9 +180,10 @@ impl Layout {
             self.key
                 .iter()
                 .map(|k| {
-                    columns.iter().position(|c| &c.name == k).ok_or_else(|| {
-                        format!("key column `{k}` is not among the columns")
-                    })
+                    columns
+                        .iter()
+                        .position(|c| &c.name == k)
+                        .ok_or_else(|| format!("key column `{k}` is not among the columns"))
                 })
                 .collect::<Result<_, _>>()?
         };
@@ -244,14 +245,12 @@ fn source_type(format: FileFormat, c: &FileColumn) -> String {
 /// The encoding of a label: the WHATWG labels, plus the code-page names legacy systems use.
 fn encoding_for(label: &str) -> Option<&'static Encoding> {
     let label = label.trim();
-    Encoding::for_label(label.as_bytes()).or_else(|| {
-        match label.to_ascii_lowercase().as_str() {
-            "cp949" | "ms949" | "uhc" | "x-windows-949" | "windows949" => Some(encoding_rs::EUC_KR),
-            "cp932" => Some(encoding_rs::SHIFT_JIS),
-            "cp936" | "ms936" => Some(encoding_rs::GBK),
-            "cp950" | "ms950" => Some(encoding_rs::BIG5),
-            _ => None,
-        }
+    Encoding::for_label(label.as_bytes()).or_else(|| match label.to_ascii_lowercase().as_str() {
+        "cp949" | "ms949" | "uhc" | "x-windows-949" | "windows949" => Some(encoding_rs::EUC_KR),
+        "cp932" => Some(encoding_rs::SHIFT_JIS),
+        "cp936" | "ms936" => Some(encoding_rs::GBK),
+        "cp950" | "ms950" => Some(encoding_rs::BIG5),
+        _ => None,
     })
 }
 
@@ -264,10 +263,12 @@ struct Stamp {
 
 impl Stamp {
     fn of(meta: &fs::Metadata) -> Self {
-        let mtime = meta.modified().map_or(0, |t| match t.duration_since(UNIX_EPOCH) {
-            Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
-            Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
-        });
+        let mtime = meta
+            .modified()
+            .map_or(0, |t| match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_micros()).unwrap_or(i64::MAX),
+                Err(e) => -i64::try_from(e.duration().as_micros()).unwrap_or(i64::MAX),
+            });
         Self {
             size: meta.len(),
             mtime,
@@ -312,10 +313,7 @@ impl FileOffset {
             )
         })?;
         if let Some(name) = &parsed.file
-            && (name.is_empty()
-                || name == "."
-                || name == ".."
-                || name.contains(['/', '\\', '\0']))
+            && (name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']))
         {
             return Err(format!(
                 "offset names `{name}`, which is not a file name in the directory"
@@ -736,7 +734,10 @@ fn validate(spec: &FilesSpec) -> Result<Layout, SourceError> {
             ));
         }
         if spec.columns[..i].iter().any(|o| o.name == c.name) {
-            problems.push(format!("files.columns[{i}]: `{}` is declared twice", c.name));
+            problems.push(format!(
+                "files.columns[{i}]: `{}` is declared twice",
+                c.name
+            ));
         }
     }
     if !spec.columns.is_empty() {
@@ -1139,12 +1140,7 @@ struct FileReader {
 impl FileReader {
     /// Opens a file; for CSV with a header, reads and checks it. The error is why the whole file
     /// cannot be read.
-    fn open(
-        path: &Path,
-        name: String,
-        layout: Arc<Layout>,
-        skip: u64,
-    ) -> Result<Self, String> {
+    fn open(path: &Path, name: String, layout: Arc<Layout>, skip: u64) -> Result<Self, String> {
         let file = File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
         let lines = Lines {
             input: BufReader::with_capacity(64 * 1024, file),
@@ -1325,8 +1321,12 @@ impl FileReader {
             .columns
             .iter()
             .map(|c| {
-                let start = c.start.map_or(0, |s| usize::try_from(s).unwrap_or(usize::MAX));
-                let width = c.width.map_or(0, |w| usize::try_from(w).unwrap_or(usize::MAX));
+                let start = c
+                    .start
+                    .map_or(0, |s| usize::try_from(s).unwrap_or(usize::MAX));
+                let width = c
+                    .width
+                    .map_or(0, |w| usize::try_from(w).unwrap_or(usize::MAX));
                 (start, start.saturating_add(width))
             })
             .collect();
@@ -1405,17 +1405,27 @@ impl FileReader {
             format!("lines {first}-{last}")
         };
         if let Some(line) = lines.iter().find(|l| l.bad.is_some()) {
-            let (bytes, offset) = line.bad.as_ref().map_or((&[][..], 0), |(b, o)| (&b[..], *o));
+            let (bytes, offset) = line
+                .bad
+                .as_ref()
+                .map_or((&[][..], 0), |(b, o)| (&b[..], *o));
             let raw: Vec<u8> = lines
                 .iter()
-                .map(|l| l.bad.as_ref().map_or_else(|| l.text.as_bytes().to_vec(), |(b, _)| b.clone()))
+                .map(|l| {
+                    l.bad
+                        .as_ref()
+                        .map_or_else(|| l.text.as_bytes().to_vec(), |(b, _)| b.clone())
+                })
                 .collect::<Vec<_>>()
                 .join(&b'\n');
             let detail = undecodable(&self.layout, bytes, offset);
             let reason = if first == last {
                 format!("{at}: {detail}{HEX_PAYLOAD}")
             } else {
-                format!("{at}: line {}: {detail}; the payload is the record's bytes in hex", line.no)
+                format!(
+                    "{at}: line {}: {detail}; the payload is the record's bytes in hex",
+                    line.no
+                )
             };
             return self.reject(first, reason, hex(&raw));
         }
@@ -1545,7 +1555,10 @@ fn next_csv(parser: &mut Parser) -> Result<Option<CsvRecord>, String> {
 /// Checks a header record against the layout and gives the file's schema.
 fn check_header(layout: &Layout, header: &CsvRecord) -> Result<Arc<TableSchema>, String> {
     if let Some(line) = header.lines.iter().find(|l| l.bad.is_some()) {
-        let (bytes, at) = line.bad.as_ref().map_or((&[][..], 0), |(b, o)| (&b[..], *o));
+        let (bytes, at) = line
+            .bad
+            .as_ref()
+            .map_or((&[][..], 0), |(b, o)| (&b[..], *o));
         return Err(format!(
             "the header (line {}) does not decode: {}",
             line.no,
@@ -1555,7 +1568,11 @@ fn check_header(layout: &Layout, header: &CsvRecord) -> Result<Arc<TableSchema>,
     let names: Vec<String> = header.fields.iter().map(|f| f.trim().to_owned()).collect();
     if !layout.columns.is_empty() {
         let declared: Vec<&str> = layout.columns.iter().map(|c| c.name.as_str()).collect();
-        if names.iter().map(String::as_str).ne(declared.iter().copied()) {
+        if names
+            .iter()
+            .map(String::as_str)
+            .ne(declared.iter().copied())
+        {
             return Err(format!(
                 "the header (line {}) names the columns {} but the configuration declares {}",
                 header.first,
@@ -1610,14 +1627,22 @@ fn convert(column: Option<&FileColumn>, text: &str) -> Result<Value, String> {
             _ => Err(bad("a boolean (true/false, Y/N, 1/0)")),
         },
         FileColumnType::Date => {
-            let format = if text.len() == 8 && text.bytes().all(|b| b.is_ascii_digit()) {
-                "%Y%m%d"
-            } else {
-                "%Y-%m-%d"
+            let b = text.as_bytes();
+            let digits_at = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+            let format = match b.len() {
+                8 if digits_at(0..8) => Some("%Y%m%d"),
+                10 if digits_at(0..4)
+                    && b[4] == b'-'
+                    && digits_at(5..7)
+                    && b[7] == b'-'
+                    && digits_at(8..10) =>
+                {
+                    Some("%Y-%m-%d")
+                }
+                _ => None,
             };
-            let date = NaiveDate::parse_from_str(text, format)
-                .ok()
-                .filter(|_| text.len() == 8 || text.len() == 10)
+            let date = format
+                .and_then(|f| NaiveDate::parse_from_str(text, f).ok())
                 .ok_or_else(|| bad("a date (YYYYMMDD or YYYY-MM-DD)"))?;
             let days = date.signed_duration_since(NaiveDate::default()).num_days();
             i32::try_from(days)
@@ -1654,9 +1679,7 @@ fn number(text: &str) -> Option<String> {
     let int_ok = if int.contains(',') {
         let mut groups = int.split(',');
         let head = groups.next().unwrap_or_default();
-        (1..=3).contains(&head.len())
-            && digits(head)
-            && groups.all(|g| g.len() == 3 && digits(g))
+        (1..=3).contains(&head.len()) && digits(head) && groups.all(|g| g.len() == 3 && digits(g))
     } else {
         digits(int)
     };
@@ -1722,11 +1745,12 @@ impl Source for FilesSource {
     async fn check(&mut self) -> Result<String, SourceError> {
         let dir = self.dir.clone();
         let pattern = self.pattern.clone();
-        let (waiting, done, failed) = blocking(move || census(&dir, &pattern))
-            .await?
-            .map_err(|e| {
-                SourceError::Unreachable(format!("directory {}: {e}", self.dir.display()))
-            })?;
+        let (waiting, done, failed) =
+            blocking(move || census(&dir, &pattern))
+                .await?
+                .map_err(|e| {
+                    SourceError::Unreachable(format!("directory {}: {e}", self.dir.display()))
+                })?;
         let format = match self.layout.format {
             FileFormat::Csv => "CSV",
             FileFormat::FixedWidth => "fixed-width",
@@ -1741,8 +1765,11 @@ impl Source for FilesSource {
 
     async fn discover(&mut self) -> Result<Vec<TableInfo>, SourceError> {
         let schema = if self.layout.format == FileFormat::Csv && self.layout.columns.is_empty() {
-            let (dir, pattern, layout) =
-                (self.dir.clone(), self.pattern.clone(), Arc::clone(&self.layout));
+            let (dir, pattern, layout) = (
+                self.dir.clone(),
+                self.pattern.clone(),
+                Arc::clone(&self.layout),
+            );
             match blocking(move || peek_header(&dir, &pattern, &layout)).await? {
                 Some(s) => s,
                 None => self.current_schema()?,
@@ -1789,13 +1816,13 @@ impl Source for FilesSource {
                 FileOffset::from_json(Some(offset.clone())).map_err(SourceError::Config)?;
                 Ok(Some(offset.clone()))
             }
-            RewindTo::After { .. } | RewindTo::Timestamp { .. } => Err(SourceError::Config(
-                format!(
+            RewindTo::After { .. } | RewindTo::Timestamp { .. } => {
+                Err(SourceError::Config(format!(
                     "batch files are not rewound to a key or a time: move the files to read again from {}/{DONE}/ (or {FAILED}/) back into {}; rewinding to the beginning restarts the file being read",
                     self.dir.display(),
                     self.dir.display()
-                ),
-            )),
+                )))
+            }
         }
     }
 }
