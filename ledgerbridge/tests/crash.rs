@@ -1,7 +1,10 @@
-//! Crash safety of the ledger with real processes: clients anchor events through the API while
-//! the node is killed with SIGKILL at random moments, many times. After each restart every
-//! acknowledged event must still be there (re-anchoring it returns `existing: true`), and at the
-//! end the full audit must find the ledger intact.
+//! Crash safety with real processes, killed with SIGKILL at random moments, many times:
+//! - the ledger: clients anchor events through the API; after each restart every acknowledged
+//!   event must still be there (re-anchoring it returns `existing: true`), and at the end the
+//!   full audit must find the ledger intact;
+//! - a connector: a PostgreSQL table is snapshotted and streamed (with writers committing out of
+//!   order) into the raw topic; at the end the distinct keys in the topic are exactly the source's
+//!   rows.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
@@ -17,8 +20,13 @@ const ROUNDS: usize = 8;
 const CLIENTS: usize = 4;
 
 fn start(data: &str) -> (Child, String, String) {
+    start_with(data, &[])
+}
+
+fn start_with(data: &str, extra: &[&str]) -> (Child, String, String) {
     let mut child = Command::new(BIN)
         .args(["demo", "--data-dir", data, "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -170,4 +178,199 @@ fn acknowledged_entries_survive_kill_9_at_random_moments() {
         "{} acknowledged entries, all present after {kills} kill -9; audit: {report}",
         all.len()
     );
+}
+
+/// Runs `f` on a small Tokio runtime of its own (the test itself is synchronous).
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+async fn pg(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Writers that keep inserting while the node is killed: each round opens two transactions,
+/// commits the later one first, so keys commit out of order.
+fn writer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        block_on(async move {
+            let (a, b) = (pg(&url).await, pg(&url).await);
+            let mut written = 0;
+            while !stop.load(Ordering::Relaxed) {
+                a.batch_execute(
+                    "BEGIN; INSERT INTO orders (note) SELECT 'held' FROM generate_series(1, 20)",
+                )
+                .await
+                .unwrap();
+                b.batch_execute("BEGIN; INSERT INTO orders (note) SELECT 'quick' FROM generate_series(1, 30); COMMIT")
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                a.batch_execute("COMMIT").await.unwrap();
+                written += 50;
+            }
+            written
+        })
+    })
+}
+
+#[test]
+fn a_connector_killed_mid_snapshot_and_mid_stream_loses_and_invents_no_row() {
+    const SNAPSHOT_ROWS: i64 = 150_000;
+    let base = std::env::var("LEDGERBRIDGE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    let name = format!("lb_crash_src_{}", std::process::id());
+    let url = format!("{base}/{name}");
+    block_on(async {
+        let admin = pg(&format!("{base}/postgres")).await;
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            admin.batch_execute(&sql).await.unwrap();
+        }
+        let c = pg(&url).await;
+        c.batch_execute(&format!(
+            "CREATE TABLE orders (id bigserial PRIMARY KEY, note text, amount numeric(12, 2) DEFAULT 1000.50, \
+             updated_at timestamptz NOT NULL DEFAULT now());
+             INSERT INTO orders (note) SELECT 'seed ' || g FROM generate_series(1, {SNAPSHOT_ROWS}) g"
+        ))
+        .await
+        .unwrap();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data").display().to_string();
+    let config = dir.path().join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[connectors]]\nname = \"orders\"\ntype = \"postgres\"\npoll_interval = \"200ms\"\nbatch_size = 2000\n\
+             [connectors.database]\nurl = \"{url}\"\n[[connectors.database.tables]]\nname = \"public.orders\"\n",
+            ledgerbridge_config::DEMO_CONFIG
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut rng = Lcg(seed);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = None;
+    let client = reqwest::blocking::Client::new();
+    let status = |url: &str, token: &str| -> Option<serde_json::Value> {
+        client
+            .get(format!("{url}/api/v1/connectors/orders"))
+            .bearer_auth(token)
+            .send()
+            .ok()?
+            .json()
+            .ok()
+    };
+    let mut kills = 0;
+    for round in 0..ROUNDS {
+        let (mut child, url_api, token) = start_with(&data, &["--config", &config]);
+        if round == 2 {
+            writers = Some(writer(url.clone(), Arc::clone(&stop)));
+        }
+        std::thread::sleep(Duration::from_millis(300 + rng.next(1500)));
+        if let Some(s) = status(&url_api, &token) {
+            println!(
+                "round {round}: killing at {} rows this run ({})",
+                s["status"]["rows_total"], s["status"]["state"]
+            );
+        }
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().unwrap();
+        kills += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let written = writers.map(|w| w.join().unwrap()).unwrap_or(0);
+    let writers_done = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // A last run catches up; then the topic is read directly.
+    let (mut child, url_api, token) = start_with(&data, &["--config", &config]);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let s = status(&url_api, &token).unwrap_or_default();
+        let caught_up = s["status"]["caught_up_at_ms"].as_i64().unwrap_or(0);
+        if s["status"]["state"] == "idle" && caught_up > writers_done + 500 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "seed {seed}: the connector did not catch up: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    child.wait().unwrap();
+
+    let source: BTreeSet<i64> = block_on(async {
+        let c = pg(&url).await;
+        c.query("SELECT id FROM orders", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    });
+    assert_eq!(source.len() as i64, SNAPSHOT_ROWS + written as i64);
+    let log = ledgerbridge_bus::EmbeddedLog::open(
+        std::path::Path::new(&data).join("log"),
+        ledgerbridge_bus::EmbeddedLogOptions::default(),
+    )
+    .unwrap();
+    let (keys, records) = block_on(async {
+        use ledgerbridge_bus::Bus as _;
+        let end = log.end_offset("raw.orders", 0).await.unwrap();
+        let mut keys = BTreeSet::new();
+        let mut from = 0;
+        while from < end {
+            let batch = log.read("raw.orders", 0, from, 50_000).await.unwrap();
+            from += batch.len() as u64;
+            for d in batch {
+                let key = String::from_utf8(d.record.key.unwrap()).unwrap();
+                keys.insert(key.parse::<i64>().unwrap());
+            }
+        }
+        (keys, end)
+    });
+    let missing: Vec<_> = source.difference(&keys).take(10).collect();
+    let extra: Vec<_> = keys.difference(&source).take(10).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "seed {seed}: missing {missing:?}, extra {extra:?}"
+    );
+    assert_eq!(keys.len(), source.len());
+    println!(
+        "{} source rows ({SNAPSHOT_ROWS} snapshot + {written} written during {kills} kill -9), {} distinct keys in raw.orders, {} records ({} redelivered)",
+        source.len(),
+        keys.len(),
+        records,
+        records - keys.len() as u64
+    );
+    block_on(async {
+        let admin = pg(&format!("{base}/postgres")).await;
+        let _ = admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    });
 }
