@@ -65,7 +65,10 @@
 //!   line **in the file's encoding**: an EUC-KR Hangul syllable takes two bytes. The bytes are
 //!   decoded, then trimmed (spaces, NULs). A line shorter than the end of the last field is
 //!   quarantined; bytes after it are ignored; a field boundary that cuts a multi-byte character
-//!   in two quarantines the line naming the column. `header` does not apply.
+//!   in two quarantines the line naming the column. `header` does not apply: every line is read
+//!   with the one layout, so header and trailer records of another layout (the courier
+//!   manifests' `H` and `T` lines) travel as rows too, told apart downstream by their
+//!   record-type field; keep the columns they leave blank nullable.
 //! - Values: `long`, `double` and `decimal` accept a sign and thousands separators in the integer
 //!   part (`-1,234,500.50`); a `decimal` travels as its exact text without separators
 //!   (`-1234500.50`). `boolean`: `true`/`false`, `Y`/`N`, `1`/`0` (any case). `date`:

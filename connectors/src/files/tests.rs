@@ -1032,3 +1032,111 @@ fn wildcards() {
         assert_eq!(wildcard(p, n), m, "{p} {n}");
     }
 }
+
+/// A 228-byte courier-manifest record (the layout of `examples/README.md`, 1-based there):
+/// `fields` are `(0-based start, text)`, the rest is spaces.
+fn manifest_record(fields: &[(usize, &str)]) -> Vec<u8> {
+    let mut line = vec![b' '; 228];
+    for (start, text) in fields {
+        let bytes = euc_kr(text);
+        line[*start..*start + bytes.len()].copy_from_slice(&bytes);
+    }
+    line.extend(b"\r\n");
+    line
+}
+
+#[tokio::test]
+async fn header_and_trailer_records_of_another_layout_flow_as_rows_told_apart_by_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut file = manifest_record(&[(0, "H"), (1, "000001"), (7, "20240131"), (15, "HJCL")]);
+    file.extend(manifest_record(&[
+        (0, "D"),
+        (1, "HB0000000001"),
+        (13, "ORD-1"),
+        (33, "20240131"),
+        (41, "홍길동"),
+        (74, "서울특별시 중구 세종대로 110"),
+        (194, "001"),
+        (204, "00000125000"),
+    ]));
+    file.extend(manifest_record(&[
+        (0, "T"),
+        (1, "00000001"),
+        (9, "000000000125000"),
+    ]));
+    fs::write(tmp.path().join("MF000001.txt"), file).unwrap();
+    let mut src = source(
+        tmp.path(),
+        json!({
+            "format": "fixed_width",
+            "encoding": "euc-kr",
+            "pattern": "MF??????.txt",
+            "columns": [
+                {"name": "rec_type", "start": 0, "width": 1},
+                {"name": "hbl_no", "start": 1, "width": 12},
+                {"name": "arrival_ymd", "start": 33, "width": 8, "type": "date"},
+                {"name": "consignee_nm", "start": 41, "width": 20},
+                {"name": "consignee_addr", "start": 74, "width": 80},
+                {"name": "pkg_cnt", "start": 194, "width": 3, "type": "long"},
+                {"name": "value_krw", "start": 204, "width": 11, "type": "long"}
+            ]
+        }),
+    );
+    let mut sink = Collect::default();
+    pass(&mut src, None, 100, &mut sink).await;
+    assert!(sink.rejects().is_empty(), "{:?}", sink.rejects());
+    let rows = sink.rows();
+    let types: Vec<&Value> = rows.iter().map(|r| &r.values[0]).collect();
+    assert_eq!(
+        types,
+        vec![
+            &Value::String("H".into()),
+            &Value::String("D".into()),
+            &Value::String("T".into())
+        ]
+    );
+    assert_eq!(
+        rows[1].values[..7],
+        [
+            Value::String("D".into()),
+            Value::String("HB0000000001".into()),
+            Value::Date(days(2024, 1, 31)),
+            Value::String("홍길동".into()),
+            Value::String("서울특별시 중구 세종대로 110".into()),
+            Value::Long(1),
+            Value::Long(125_000),
+        ]
+    );
+    assert_eq!(rows[1].position, "MF000001.txt:2");
+    // The trailer's fields at detail positions are blank: nulls, not errors.
+    assert_eq!(rows[2].values[2], Value::Null);
+}
+
+#[tokio::test]
+async fn a_csv_file_resumes_after_a_multi_line_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    fs::write(
+        tmp.path().join("a.csv"),
+        "id,memo\n1,\"two\nlines\"\n2,x\n3,\"three\n\nlines\"\n4,y\n5,z\n",
+    )
+    .unwrap();
+    let cfg =
+        json!({"format": "csv", "columns": [{"name": "id", "type": "long"}, {"name": "memo"}]});
+    let mut src = source(tmp.path(), cfg.clone());
+    let stream = src.streams().remove(0);
+    let mut first = Collect::failing_after(2);
+    let _ = src.pass(&stream, None, 1, &mut first).await;
+    // Records 1 (lines 2-3) and 2 (line 4) were taken.
+    assert_eq!(first.offset().unwrap()["line"], json!(4));
+    let mut src = source(tmp.path(), cfg);
+    let mut second = Collect::default();
+    pass(&mut src, first.offset(), 1, &mut second).await;
+    let ids: Vec<&Value> = second.rows().iter().map(|r| &r.values[0]).collect();
+    assert_eq!(ids, vec![&Value::Long(3), &Value::Long(4), &Value::Long(5)]);
+    let positions: Vec<&str> = second.rows().iter().map(|r| r.position.as_str()).collect();
+    assert_eq!(positions, vec!["a.csv:5", "a.csv:8", "a.csv:9"]);
+    assert_eq!(
+        second.rows()[0].values[1],
+        Value::String("three\n\nlines".into())
+    );
+}
