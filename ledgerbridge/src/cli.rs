@@ -88,6 +88,27 @@ enum BenchCommand {
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
     },
+    /// A legacy PostgreSQL table moved by a connector into its raw topic (snapshot, Avro,
+    /// durable publish, offsets), beside the bus's raw produce rate for records of the same size.
+    Connector {
+        /// Rows in the source table.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: i64,
+        /// Rows per chunk.
+        #[arg(long, default_value_t = 10_000)]
+        batch: u32,
+        /// PostgreSQL server for the source table (a database `lb_bench_connector` is created
+        /// there and dropped at the end).
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        postgres: String,
+        /// Kafka bootstrap servers; the embedded log (fsync'd) when left out.
+        #[arg(long, value_name = "HOST:PORT")]
+        kafka: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,6 +293,24 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 batch,
                 postgres,
                 proofs,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Connector {
+            rows,
+            batch,
+            postgres,
+            kafka,
+        }) => {
+            anyhow::ensure!(
+                rows > 0 && batch > 0,
+                "--rows and --batch must be at least 1"
+            );
+            crate::bench_connector::connector(&crate::bench_connector::ConnectorBench {
+                rows,
+                batch,
+                postgres,
+                kafka,
             })?;
             Ok(ExitCode::SUCCESS)
         }

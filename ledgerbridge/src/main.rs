@@ -1,6 +1,7 @@
 //! The `ledgerbridge` command: run a node (`demo`, `serve`), check configurations, verify proofs.
 
 mod bench;
+mod bench_connector;
 mod cli;
 mod node;
 mod samples;
