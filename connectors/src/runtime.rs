@@ -680,34 +680,37 @@ impl Sink for RuntimeSink<'_> {
         if self.shared.interrupt.load(Ordering::SeqCst) {
             return Err(SinkError::Interrupted);
         }
-        let (raw, id) = self.schema(&batch.schema).await?;
         let extracted_at_ms = now_ms();
         let mut records = Vec::with_capacity(batch.rows.len());
         let mut rejects = batch.rejects;
-        for row in &batch.rows {
-            let key = key_text(&batch.schema, row);
-            let provenance = Provenance {
-                connector: self.connector,
-                table: &batch.schema.stream,
-                key: &key,
-                extracted_at_ms,
-            };
-            let mut value = Vec::with_capacity(64);
-            match raw.encode(id, &provenance, row, &mut value) {
-                Ok(()) => records.push(Record {
-                    key: Some(key.into_bytes()),
-                    value,
-                    headers: Vec::new(),
-                    timestamp_ms: extracted_at_ms,
-                }),
-                Err(e) => rejects.push(crate::Reject {
-                    position: row.position.clone(),
-                    reason: format!("cannot encode the row as Avro: {e}"),
-                    payload: serde_json::Value::Array(
-                        row.values.iter().map(crate::Value::to_json).collect(),
-                    )
-                    .to_string(),
-                }),
+        // Offset-only batches (a pass's end, a file moved) register nothing.
+        if !batch.rows.is_empty() {
+            let (raw, id) = self.schema(&batch.schema).await?;
+            for row in &batch.rows {
+                let key = key_text(&batch.schema, row);
+                let provenance = Provenance {
+                    connector: self.connector,
+                    table: &batch.schema.stream,
+                    key: &key,
+                    extracted_at_ms,
+                };
+                let mut value = Vec::with_capacity(64);
+                match raw.encode(id, &provenance, row, &mut value) {
+                    Ok(()) => records.push(Record {
+                        key: Some(key.into_bytes()),
+                        value,
+                        headers: Vec::new(),
+                        timestamp_ms: extracted_at_ms,
+                    }),
+                    Err(e) => rejects.push(crate::Reject {
+                        position: row.position.clone(),
+                        reason: format!("cannot encode the row as Avro: {e}"),
+                        payload: serde_json::Value::Array(
+                            row.values.iter().map(crate::Value::to_json).collect(),
+                        )
+                        .to_string(),
+                    }),
+                }
             }
         }
         let published = records.len() as u64;
@@ -719,8 +722,19 @@ impl Sink for RuntimeSink<'_> {
                 .map_err(|e| SinkError::Failed(format!("publishing to {}: {e}", self.topic)))?;
         }
         let quarantined = rejects.len() as u64;
-        if !rejects.is_empty() {
+        if let Some(first) = rejects.first() {
+            // Shown on the status (the state stays): a source with bad records needs a look.
+            let message = format!(
+                "{quarantined} record(s) of `{}` quarantined; first at {}: {}",
+                self.stream, first.position, first.reason
+            );
             self.quarantine(rejects).await?;
+            self.shared.update(|s| {
+                s.last_error = Some(LastError {
+                    message,
+                    at_ms: now_ms(),
+                });
+            });
         }
         let store = self.ctx.store.clone();
         let (c, s, o) = (
