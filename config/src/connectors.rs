@@ -19,7 +19,7 @@ pub struct ConnectorConfig {
     /// of a-z, 0-9, `-` and `_`, starting with a letter or digit.
     #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$"))]
     pub name: String,
-    /// The kind of source: `postgres`, `mariadb` (also MySQL) or `files`.
+    /// The kind of source: `postgres`, `mariadb` (also MySQL), `sqlite` or `files`.
     #[serde(rename = "type")]
     pub kind: ConnectorKind,
     /// Start the connector with the node. A disabled connector can still be tested, discovered
@@ -39,7 +39,7 @@ pub struct ConnectorConfig {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1, max = 100_000))]
     pub batch_size: u32,
-    /// The database to read, for `postgres` and `mariadb`.
+    /// The database to read, for `postgres`, `mariadb` and `sqlite`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseSource>,
     /// The directory of batch files, for `files`.
@@ -55,6 +55,8 @@ pub enum ConnectorKind {
     Postgres,
     // A MariaDB or MySQL database (mysql_async).
     Mariadb,
+    // An SQLite file, opened read-only (the demo's embedded sample systems).
+    Sqlite,
     // A directory where CSV or fixed-width files are dropped.
     Files,
 }
@@ -66,6 +68,7 @@ impl ConnectorKind {
         match self {
             Self::Postgres => "postgres",
             Self::Mariadb => "mariadb",
+            Self::Sqlite => "sqlite",
             Self::Files => "files",
         }
     }
@@ -75,8 +78,8 @@ impl ConnectorKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseSource {
-    /// Connection URL without the password: `postgres://user@host:5432/database` or
-    /// `mysql://user@host:3306/database`.
+    /// Connection URL without the password: `postgres://user@host:5432/database`,
+    /// `mysql://user@host:3306/database` or `sqlite:/path/to/file.db`.
     #[schemars(length(min = 1))]
     pub url: String,
     /// The password, as a secret reference (`${ENV_VAR}` or `file:PATH`).

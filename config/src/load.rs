@@ -618,7 +618,7 @@ fn connector_checks(config: &Config, errors: &mut Vec<Issue>) {
             );
         }
         match c.kind {
-            ConnectorKind::Postgres | ConnectorKind::Mariadb => {
+            ConnectorKind::Postgres | ConnectorKind::Mariadb | ConnectorKind::Sqlite => {
                 if c.files.is_some() {
                     error(
                         &["files"],
@@ -637,6 +637,7 @@ fn connector_checks(config: &Config, errors: &mut Vec<Issue>) {
                 };
                 let schemes: &[&str] = match c.kind {
                     ConnectorKind::Postgres => &["postgres", "postgresql"],
+                    ConnectorKind::Sqlite => &["sqlite"],
                     _ => &["mysql", "mariadb"],
                 };
                 match url::Url::parse(&db.url) {

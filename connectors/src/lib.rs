@@ -1,4 +1,4 @@
-//! Connectors: legacy sources into the bus.
+//! Connectors: legacy sources (PostgreSQL, MariaDB/MySQL, SQLite files, batch files) into the bus.
 //!
 //! A connector is a configuration ([`ledgerbridge_config::connectors::ConnectorConfig`]) plus a
 //! [`Source`] built from it by type name ([`build_source`]). The [`runtime`] drives every source
@@ -23,6 +23,7 @@ pub mod mariadb;
 pub mod postgres;
 pub mod registry;
 pub mod runtime;
+pub mod sqlite;
 pub mod watermark;
 
 use std::sync::Arc;
@@ -290,6 +291,7 @@ pub fn build_source(config: &ConnectorConfig) -> Result<Box<dyn Source>, SourceE
     match config.kind {
         ConnectorKind::Postgres => Ok(Box::new(postgres::PostgresSource::new(config)?)),
         ConnectorKind::Mariadb => Ok(Box::new(mariadb::MariadbSource::new(config)?)),
+        ConnectorKind::Sqlite => Ok(Box::new(sqlite::SqliteSource::new(config)?)),
         ConnectorKind::Files => Ok(Box::new(files::FilesSource::new(config)?)),
     }
 }

@@ -11,4 +11,5 @@
 
 mod mariadb;
 mod postgres;
+mod sqlite;
 mod support;
