@@ -275,13 +275,23 @@ fn convert_value(kind: ColumnType, v: ValueRef<'_>) -> Result<Value, String> {
     })
 }
 
+/// What one chunk read gave.
+struct Chunk {
+    rows: Vec<SourceRow>,
+    rejects: Vec<Reject>,
+    /// Cursor of the last row read, bad or not.
+    last: Option<Cursor>,
+    /// Rows read, bad ones included.
+    count: usize,
+}
+
 /// One chunk: rows after the cursor (or from a time, or from the start).
 fn read_chunk(
     conn: &Connection,
     plan: &Plan,
     offset: &TableOffset,
     limit: usize,
-) -> Result<(Vec<SourceRow>, Vec<Reject>, Option<Cursor>, usize), SourceError> {
+) -> Result<Chunk, SourceError> {
     let mut params: Vec<rusqlite::types::Value> = Vec::new();
     let sql = match (&offset.hi, offset.from_micros) {
         (Some(hi), _) => {
@@ -369,7 +379,12 @@ fn read_chunk(
             }
         }
     }
-    Ok((out, rejects, last, count))
+    Ok(Chunk {
+        rows: out,
+        rejects,
+        last,
+        count,
+    })
 }
 
 #[async_trait]
@@ -429,7 +444,12 @@ impl Source for SqliteSource {
         let mut offset = TableOffset::from_json(offset).map_err(SourceError::Config)?;
         loop {
             let (p, o) = (Arc::clone(&plan), offset.clone());
-            let (rows, rejects, last, count) = self
+            let Chunk {
+                rows,
+                rejects,
+                last,
+                count,
+            } = self
                 .with(move |c| read_chunk(c, &p, &o, batch_size))
                 .await?;
             let Some(last) = last else { break };
