@@ -147,6 +147,22 @@ pub struct FilesSource {
     /// Columns forming each record's key; default: file name and line number.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub key: Vec<String>,
+    /// Fixed-width files with several kinds of record (header, detail, trailer): only lines
+    /// carrying one of these record types are records; the others are skipped and counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_type: Option<RecordType>,
+}
+
+/// Which lines of a fixed-width file are records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordType {
+    /// First byte of the record-type field in the line (0-based).
+    #[serde(default)]
+    pub start: u32,
+    /// The record types to keep, e.g. `["D"]`.
+    #[schemars(length(min = 1))]
+    pub keep: Vec<String>,
 }
 
 /// Formats of batch files.

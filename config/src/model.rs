@@ -39,6 +39,55 @@ pub struct Config {
     /// Where the Avro schemas of the raw and canonical topics are registered.
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// The sample legacy systems of the four reference domains (what the demo runs).
+    #[serde(default)]
+    pub samples: SamplesConfig,
+}
+
+/// The sample legacy systems: SQLite equivalents of the hospital, mall and customs, land
+/// registry and core banking databases plus a directory of fixed-width EUC-KR courier manifests,
+/// all in `<data_dir>/legacy`; a load generator keeps writing realistic rows to them (with
+/// labelled anomalies in `legacy/labels.jsonl`) and one connector per system reads them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SamplesConfig {
+    /// Run the sample systems, their load generator and their connectors.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Rows per second the load generator writes, over all four domains.
+    #[serde(default = "default_sample_rate")]
+    #[schemars(range(min = 0.1, max = 100_000.0))]
+    pub rate: f64,
+    /// Fraction of generated business events that are labelled anomalies.
+    #[serde(default = "default_anomaly_rate")]
+    #[schemars(range(min = 0.0, max = 0.5))]
+    pub anomaly_rate: f64,
+    /// Seed of the generator (the same seed on an empty data directory gives the same data).
+    #[serde(default = "default_sample_seed")]
+    pub seed: u64,
+}
+
+fn default_sample_rate() -> f64 {
+    5.0
+}
+
+fn default_anomaly_rate() -> f64 {
+    0.02
+}
+
+fn default_sample_seed() -> u64 {
+    1
+}
+
+impl Default for SamplesConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            rate: default_sample_rate(),
+            anomaly_rate: default_anomaly_rate(),
+            seed: default_sample_seed(),
+        }
+    }
 }
 
 /// The Avro schema registry used by connectors.

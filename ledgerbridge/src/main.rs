@@ -3,6 +3,7 @@
 mod bench;
 mod bench_connector;
 mod cli;
+mod legacy;
 mod node;
 mod samples;
 

@@ -76,9 +76,21 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         },
         topic_prefix: config.bus.topic_prefix.clone(),
     };
+    let mut connector_configs = config.connectors.clone();
+    let samples = if config.samples.enabled {
+        let samples = crate::legacy::start(&config).await?;
+        for c in &samples.connectors {
+            if !connector_configs.iter().any(|mine| mine.name == c.name) {
+                connector_configs.push(c.clone());
+            }
+        }
+        Some(samples)
+    } else {
+        None
+    };
     let connectors = Arc::new(ledgerbridge_connectors::Connectors::start(
         connector_ctx,
-        &config.connectors,
+        &connector_configs,
     ));
     let components: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(StoreHealth(store.clone())),
@@ -111,6 +123,9 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
 
     server.run().await.context("the HTTP server failed")?;
     tracing::info!("stopping");
+    if let Some(samples) = samples {
+        samples.stop().await;
+    }
     connectors.shutdown().await;
     let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });
     publish_system_event(&*bus, &system_topic, "node.stopped", &stopped).await?;

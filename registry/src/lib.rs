@@ -87,6 +87,19 @@ impl RegistryError {
 /// Result alias.
 pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 
+/// A conflict with a concurrent writer, which trying again resolves.
+fn is_write_race(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match e {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => true,
+        Error::DatabaseError(_, info) => {
+            let m = info.message();
+            m.contains("database is locked") || m.contains("database table is locked")
+        }
+        _ => false,
+    }
+}
+
 /// Compatibility levels (Confluent's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compatibility {
@@ -224,6 +237,31 @@ impl Registry {
         let schema = parse(schema_text)?;
         let fp = fingerprint(&schema);
         let level = self.compatibility(Some(subject))?;
+        // Two writers may race: on SQLite a transaction that read before writing cannot wait for
+        // the other writer (the upgrade fails at once with "database is locked"), and on
+        // PostgreSQL both may pick the same next version. Trying again sees the winner's version.
+        let mut attempt = 0;
+        loop {
+            match self.register_once(subject, schema_text, &schema, &fp, level) {
+                Err(RegistryError::Store(StoreError::Query { source, .. }))
+                    if attempt < 50 && is_write_race(&source) =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10 * attempt));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn register_once(
+        &self,
+        subject: &str,
+        schema_text: &str,
+        schema: &Schema,
+        fp: &str,
+        level: Compatibility,
+    ) -> Result<i64> {
         let mut pooled = self.store.conn()?;
         let conn: &mut AnyConnection = &mut pooled;
         conn.transaction::<_, RegistryError, _>(|c| {
@@ -241,7 +279,7 @@ impl Registry {
                     registry_schemas::schema_text,
                 ))
                 .load(c)?;
-            if let Some((_, id, _, _)) = versions.iter().find(|v| v.2 == fp) {
+            if let Some((_, id, _, _)) = versions.iter().find(|v| v.2 == *fp) {
                 return Ok(*id);
             }
             let to_check: Vec<&(i32, i64, String, String)> = if level.transitive() {
@@ -252,7 +290,7 @@ impl Registry {
             for (version, _, _, text) in to_check {
                 let old = parse(text)?;
                 level
-                    .allows(&old, &schema)
+                    .allows(&old, schema)
                     .map_err(|reason| RegistryError::Incompatible {
                         subject: subject.to_owned(),
                         version: *version,
@@ -261,7 +299,7 @@ impl Registry {
                     })?;
             }
             let existing = registry_schemas::table
-                .filter(registry_schemas::fingerprint.eq(&fp))
+                .filter(registry_schemas::fingerprint.eq(fp))
                 .select(registry_schemas::id)
                 .first::<i64>(c)
                 .optional()?;
@@ -269,7 +307,7 @@ impl Registry {
                 Some(id) => id,
                 None => diesel::insert_into(registry_schemas::table)
                     .values((
-                        registry_schemas::fingerprint.eq(&fp),
+                        registry_schemas::fingerprint.eq(fp),
                         registry_schemas::schema_text.eq(schema_text),
                         registry_schemas::created_at_ms.eq(now_ms()),
                     ))

@@ -131,9 +131,19 @@ struct Layout {
     header: bool,
     columns: Vec<FileColumn>,
     key: Vec<String>,
+    /// Fixed-width: where the record type is, and the types that are records.
+    record_type: Option<(usize, Vec<Vec<u8>>)>,
 }
 
 impl Layout {
+    /// Whether a fixed-width line is a record (not a header or trailer of another type).
+    fn is_record(&self, line: &[u8]) -> bool {
+        self.record_type.as_ref().is_none_or(|(start, keep)| {
+            keep.iter()
+                .any(|k| line.get(*start..*start + k.len()) == Some(k.as_slice()))
+        })
+    }
+
     /// The encoding as messages name it: `cp949 (EUC-KR)`.
     fn encoding_name(&self) -> String {
         if self.label.eq_ignore_ascii_case(self.encoding.name()) {
@@ -714,6 +724,12 @@ fn validate(spec: &FilesSpec) -> Result<Layout, SourceError> {
             }
         }
         FileFormat::Csv => {
+            if spec.record_type.is_some() {
+                problems.push(
+                    "files.record_type: only for fixed-width files (a CSV file has one kind of record)"
+                        .to_owned(),
+                );
+            }
             if !spec.header && spec.columns.is_empty() {
                 problems.push(
                     "files.columns: a CSV file without a header line (`header = false`) needs its columns"
@@ -767,6 +783,15 @@ fn validate(spec: &FilesSpec) -> Result<Layout, SourceError> {
             header: spec.header,
             columns: spec.columns.clone(),
             key: spec.key.clone(),
+            record_type: spec.record_type.as_ref().map(|r| {
+                (
+                    usize::try_from(r.start).unwrap_or(usize::MAX),
+                    r.keep
+                        .iter()
+                        .map(|k| encoding.encode(k).0.into_owned())
+                        .collect(),
+                )
+            }),
         }),
         _ => Err(SourceError::Config(problems.join("; "))),
     }
@@ -1276,6 +1301,9 @@ impl FileReader {
                 continue;
             }
             if let Parser::Fixed { buf, .. } = &mut self.parser {
+                if !self.layout.is_record(buf) {
+                    continue;
+                }
                 let bytes = std::mem::take(buf);
                 let item = self.fixed_item(first, &bytes);
                 if let Parser::Fixed { buf, .. } = &mut self.parser {
