@@ -99,6 +99,10 @@ pub struct RegistryConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "http-url"))]
     pub url: Option<String>,
+    /// Bearer token for writing to that registry, as a secret reference (another ledgerbridge
+    /// node's registry takes an admin token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
 }
 
 /// The ledger.

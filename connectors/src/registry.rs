@@ -25,16 +25,19 @@ pub enum SchemaRegistry {
         client: reqwest::Client,
         /// Base URL, e.g. `http://registry:8081`.
         base: String,
+        /// Bearer token sent with registrations.
+        token: Option<String>,
     },
 }
 
 impl SchemaRegistry {
     /// An external registry.
     #[must_use]
-    pub fn remote(base: &str) -> Self {
+    pub fn remote(base: &str, token: Option<String>) -> Self {
         Self::Remote {
             client: reqwest::Client::new(),
             base: base.trim_end_matches('/').to_owned(),
+            token,
         }
     }
 
@@ -57,10 +60,17 @@ impl SchemaRegistry {
                         other => RegisterError::Unavailable(other.to_string()),
                     })?
             }
-            Self::Remote { client, base } => {
+            Self::Remote {
+                client,
+                base,
+                token,
+            } => {
                 let url = format!("{base}/subjects/{}/versions", url_segment(subject));
-                let response = client
-                    .post(&url)
+                let mut request = client.post(&url);
+                if let Some(token) = token {
+                    request = request.bearer_auth(token);
+                }
+                let response = request
                     .header("Content-Type", "application/vnd.schemaregistry.v1+json")
                     .json(&serde_json::json!({ "schema": schema }))
                     .send()

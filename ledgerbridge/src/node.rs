@@ -71,7 +71,15 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         bus: Arc::clone(&bus),
         store: store.clone(),
         registry: match &config.registry.url {
-            Some(url) => ledgerbridge_connectors::registry::SchemaRegistry::remote(url),
+            Some(url) => ledgerbridge_connectors::registry::SchemaRegistry::remote(
+                url,
+                config
+                    .registry
+                    .token
+                    .as_ref()
+                    .map(|t| t.resolve().context("registry.token"))
+                    .transpose()?,
+            ),
             None => ledgerbridge_connectors::registry::SchemaRegistry::Local(registry.clone()),
         },
         topic_prefix: config.bus.topic_prefix.clone(),

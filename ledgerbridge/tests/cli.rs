@@ -620,3 +620,61 @@ properties = {{ "batch.num.messages" = "1" }}
     assert_eq!(event_types(&node, &token), ["node.started"]);
     assert_eq!(node.stop(), 0);
 }
+
+/// A node whose connectors register their schemas in another node's registry (`[registry] url`),
+/// as with an external Confluent-compatible registry.
+#[test]
+fn connectors_can_use_an_external_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let a_data = dir.path().join("a");
+    let a = Node::start(&[
+        "demo",
+        "--data-dir",
+        a_data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let b_data = dir.path().join("b");
+    let config = format!(
+        r#"
+[node]
+id = "b"
+data_dir = "{data}"
+[api]
+listen = "127.0.0.1:0"
+[registry]
+url = "{url}/registry"
+token = "file:{token}"
+[samples]
+enabled = true
+rate = 50.0
+"#,
+        data = b_data.display(),
+        url = a.url,
+        token = a_data.join("admin-token").display(),
+    );
+    let file = dir.path().join("b.toml");
+    std::fs::write(&file, config).unwrap();
+    let b = Node::start(&["serve", "--config", file.to_str().unwrap()]);
+    let subject = "raw.sample-bank-ledgerbridge.raw.sample_bank.accounts";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, subjects) = a.get("/registry/subjects", None);
+        let (_, mine) = b.get("/registry/subjects", None);
+        let has = |v: &Value| v.as_array().unwrap().iter().any(|s| s == subject);
+        if has(&subjects) {
+            assert!(
+                !has(&mine),
+                "registered in the external registry, not the node's own"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{subject} never registered in A: {subjects}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(b.stop(), 0);
+    assert_eq!(a.stop(), 0);
+}
