@@ -9,6 +9,7 @@
     unreachable_pub
 )]
 
+mod files;
 mod mariadb;
 mod postgres;
 mod sqlite;
