@@ -264,7 +264,7 @@ impl Registry {
     ) -> Result<i64> {
         let mut pooled = self.store.conn()?;
         let conn: &mut AnyConnection = &mut pooled;
-        conn.transaction::<_, RegistryError, _>(|c| {
+        ledgerbridge_store::write_transaction::<_, RegistryError, _>(conn, |c| {
             let versions: Vec<(i32, i64, String, String)> = registry_versions::table
                 .inner_join(
                     registry_schemas::table
@@ -452,7 +452,7 @@ impl Registry {
         let key = subject.unwrap_or("");
         let mut pooled = self.store.conn()?;
         let conn: &mut AnyConnection = &mut pooled;
-        conn.transaction::<_, RegistryError, _>(|c| {
+        ledgerbridge_store::write_transaction::<_, RegistryError, _>(conn, |c| {
             diesel::delete(registry_config::table.filter(registry_config::subject.eq(key)))
                 .execute(c)?;
             diesel::insert_into(registry_config::table)

@@ -9,7 +9,7 @@
 use diesel::prelude::*;
 
 use crate::schema::{connector_offsets, quarantine};
-use crate::{Result, Store, now_ms, query_err};
+use crate::{Result, Store, now_ms, query_err, write_transaction};
 
 /// A quarantined record: what came in, where from, and why it could not go on.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable)]
@@ -95,7 +95,7 @@ impl Store {
         use connector_offsets::dsl;
         let mut conn = self.conn()?;
         let now = now_ms();
-        conn.transaction(|c| {
+        write_transaction(&mut conn, |c| {
             let row = dsl::connector_offsets
                 .filter(dsl::connector.eq(connector).and(dsl::stream.eq(stream)));
             let Some(offset) = offset else {
@@ -128,7 +128,7 @@ impl Store {
         use quarantine::dsl;
         let mut conn = self.conn()?;
         let now = now_ms();
-        conn.transaction(|c| {
+        write_transaction(&mut conn, |c| {
             records
                 .iter()
                 .map(|r| {

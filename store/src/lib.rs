@@ -248,7 +248,7 @@ impl Store {
         use schema::node_meta::dsl;
         let mut conn = self.conn()?;
         let now = now_ms();
-        conn.transaction(|c| {
+        write_transaction(&mut conn, |c| {
             let updated = diesel::update(dsl::node_meta.filter(dsl::key.eq(key)))
                 .set((dsl::value.eq(value), dsl::updated_at_ms.eq(now)))
                 .execute(c)?;
@@ -265,6 +265,29 @@ impl Store {
         })
         .map_err(query_err("writing a node setting"))
     }
+}
+
+/// Runs `f` in a transaction that writes.
+///
+/// On SQLite the write lock is taken first (a no-op `UPDATE`), waiting for another writer up to
+/// the busy timeout: a transaction that reads before it writes takes its snapshot at the first
+/// read and cannot wait for a writer later — its upgrade fails at once with "database is locked"
+/// whenever another connection wrote meanwhile. Every transaction of the store that writes goes
+/// through here. On PostgreSQL it is an ordinary transaction.
+///
+/// # Errors
+/// What `f` returns, or the database's error.
+pub fn write_transaction<T, E, F>(conn: &mut AnyConnection, f: F) -> std::result::Result<T, E>
+where
+    F: FnOnce(&mut AnyConnection) -> std::result::Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    conn.transaction(|c| {
+        if matches!(c, AnyConnection::Sqlite(_)) {
+            diesel::sql_query("UPDATE node_meta SET value = value WHERE 0 = 1").execute(c)?;
+        }
+        f(c)
+    })
 }
 
 /// Hides the password of a connection URL, for messages and logs.

@@ -148,7 +148,7 @@ pub(crate) fn create(store: &Store, keys_dir: &Path, name: &str, origin: &str) -
     let signers = keys::load_or_create(keys_dir, name, origin)?;
     let mut pooled = store.conn()?;
     let conn: &mut AnyConnection = &mut pooled;
-    conn.transaction::<_, LedgerError, _>(|c| {
+    ledgerbridge_store::write_transaction::<_, LedgerError, _>(conn, |c| {
         let exists = ledger_channels::table
             .filter(ledger_channels::name.eq(name))
             .count()
@@ -480,7 +480,7 @@ impl Ledger {
         // again with the look-up. Nothing of a failed attempt is visible (rolled back).
         let mut look_up = false;
         let (result, new_edge, new_block) = loop {
-            let attempt = conn.transaction::<_, LedgerError, _>(|c| {
+            let attempt = ledgerbridge_store::write_transaction::<_, LedgerError, _>(conn, |c| {
                 in_transaction(c)?;
                 // Stage: which events are new, in batch order, duplicates collapsed.
                 let mut existing: HashMap<String, u64> = HashMap::new();

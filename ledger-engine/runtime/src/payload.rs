@@ -150,7 +150,7 @@ impl Ledger {
         }
         let mut pooled = self.store.conn()?;
         let conn: &mut AnyConnection = &mut pooled;
-        conn.transaction::<_, LedgerError, _>(|c| {
+        ledgerbridge_store::write_transaction::<_, LedgerError, _>(conn, |c| {
             diesel::delete(
                 ledger_subject_keys::table.filter(ledger_subject_keys::subject.eq(subject)),
             )
