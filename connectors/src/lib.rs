@@ -24,6 +24,7 @@ pub mod postgres;
 pub mod registry;
 pub mod runtime;
 pub mod sqlite;
+mod table;
 pub mod watermark;
 
 use std::sync::Arc;

@@ -22,6 +22,7 @@ use mysql_async::{Conn, Opts, OptsBuilder, Params, Row, Value as My};
 use serde_json::Value as J;
 
 use crate::runtime::RewindTo;
+use crate::table::{KeyAndCursor, key_and_cursor, reject_row};
 use crate::watermark::{Cursor, TableOffset};
 use crate::{
     Batch, Column, ColumnType, Reject, Sink, Source, SourceError, SourceRow, TableInfo,
@@ -287,59 +288,8 @@ fn build_plan(
     described: &[Described],
     primary_key: &[String],
 ) -> Result<Plan, SourceError> {
-    let index_of = |name: &str, what: &str| {
-        described
-            .iter()
-            .position(|d| d.name.eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                SourceError::Config(format!(
-                    "table `{}` has no column `{name}` ({what}); it has: {}",
-                    spec.name,
-                    described
-                        .iter()
-                        .map(|d| d.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })
-    };
-    let key_names = spec.key.clone().unwrap_or_else(|| primary_key.to_vec());
-    if key_names.is_empty() {
-        return Err(SourceError::Config(format!(
-            "table `{}` has no primary key: set `key` to the columns that identify a row",
-            spec.name
-        )));
-    }
-    let key = key_names
-        .iter()
-        .map(|k| index_of(k, "key"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let is_integer = |i: usize| {
-        matches!(
-            column_type(&described[i]).0,
-            ColumnType::Int | ColumnType::Long
-        )
-    };
-    let incrementing = match &spec.incrementing_column {
-        Some(c) => Some(index_of(c, "incrementing_column")?),
-        None if key.len() == 1 && is_integer(key[0]) => Some(key[0]),
-        None => None,
-    };
-    let cursor = match (&spec.timestamp_column, incrementing) {
-        (Some(ts), Some(inc)) => vec![index_of(ts, "timestamp_column")?, inc],
-        (Some(ts), None) => {
-            let mut c = vec![index_of(ts, "timestamp_column")?];
-            c.extend(&key);
-            c
-        }
-        (None, Some(inc)) => vec![inc],
-        (None, None) => {
-            return Err(SourceError::Config(format!(
-                "table `{}`: its key is not a single integer column; set `incrementing_column` or `timestamp_column`",
-                spec.name
-            )));
-        }
-    };
+    let columns = to_columns(described);
+    let KeyAndCursor { key, cursor } = key_and_cursor(spec, &columns, primary_key)?;
     let select = described
         .iter()
         .map(|d| {
@@ -354,7 +304,7 @@ fn build_plan(
     Ok(Plan {
         schema: Arc::new(TableSchema {
             stream: spec.name.clone(),
-            columns: to_columns(described),
+            columns,
             key,
         }),
         kinds: described.iter().map(|d| column_type(d).0).collect(),
@@ -506,30 +456,12 @@ fn convert(plan: &Plan, rows: Vec<Row>, position: &str) -> (Vec<SourceRow>, Vec<
                 }
             }
         }
-        let row = SourceRow {
-            values,
-            position: position.to_owned(),
-        };
         match problem {
-            None => out.push(row),
-            Some(reason) => {
-                let payload: serde_json::Map<String, J> = plan
-                    .schema
-                    .columns
-                    .iter()
-                    .zip(&row.values)
-                    .map(|(c, v)| (c.name.clone(), v.to_json()))
-                    .collect();
-                rejects.push(Reject {
-                    position: format!(
-                        "{} key={} {position}",
-                        plan.schema.stream,
-                        crate::avro::key_text(&plan.schema, &row)
-                    ),
-                    reason,
-                    payload: J::Object(payload).to_string(),
-                });
-            }
+            None => out.push(SourceRow {
+                values,
+                position: position.to_owned(),
+            }),
+            Some(reason) => rejects.push(reject_row(&plan.schema, values, position, reason)),
         }
     }
     (out, rejects)

@@ -22,6 +22,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, NoTls, Row};
 
 use crate::runtime::RewindTo;
+use crate::table::{KeyAndCursor, key_and_cursor, reject_row};
 use crate::watermark::{Cursor, Snapshot, TableOffset};
 use crate::{
     Batch, Column, ColumnType, Reject, Sink, Source, SourceError, SourceRow, TableInfo,
@@ -417,60 +418,8 @@ fn build_plan(
     table: &str,
     (described, primary_key): &(Vec<Described>, Vec<String>),
 ) -> Result<Plan, SourceError> {
-    let index_of = |name: &str, what: &str| {
-        described
-            .iter()
-            .position(|d| d.name == name)
-            .ok_or_else(|| {
-                SourceError::Config(format!(
-                    "table `{}` has no column `{name}` ({what}); it has: {}",
-                    spec.name,
-                    described
-                        .iter()
-                        .map(|d| d.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })
-    };
-    let key_names = spec.key.clone().unwrap_or_else(|| primary_key.clone());
-    if key_names.is_empty() {
-        return Err(SourceError::Config(format!(
-            "table `{}` has no primary key: set `key` to the columns that identify a row",
-            spec.name
-        )));
-    }
-    let key = key_names
-        .iter()
-        .map(|k| index_of(k, "key"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let incrementing = match &spec.incrementing_column {
-        Some(c) => Some(index_of(c, "incrementing_column")?),
-        None if key.len() == 1
-            && matches!(
-                column_type(&described[key[0]].type_name).1,
-                Reader::I16 | Reader::I32 | Reader::I64
-            ) =>
-        {
-            Some(key[0])
-        }
-        None => None,
-    };
-    let cursor = match (&spec.timestamp_column, incrementing) {
-        (Some(ts), Some(inc)) => vec![index_of(ts, "timestamp_column")?, inc],
-        (Some(ts), None) => {
-            let mut c = vec![index_of(ts, "timestamp_column")?];
-            c.extend(&key);
-            c
-        }
-        (None, Some(inc)) => vec![inc],
-        (None, None) => {
-            return Err(SourceError::Config(format!(
-                "table `{}`: its key is not a single integer column; set `incrementing_column` or `timestamp_column`",
-                spec.name
-            )));
-        }
-    };
+    let columns = to_columns(described);
+    let KeyAndCursor { key, cursor } = key_and_cursor(spec, &columns, primary_key)?;
     let mut readers = Vec::with_capacity(described.len());
     let mut select = Vec::with_capacity(described.len());
     for d in described {
@@ -486,7 +435,7 @@ fn build_plan(
     Ok(Plan {
         schema: Arc::new(TableSchema {
             stream: spec.name.clone(),
-            columns: to_columns(described),
+            columns,
             key,
         }),
         readers,
@@ -656,30 +605,7 @@ fn convert(plan: &Plan, rows: &[Row], position: &str, late: bool) -> (Vec<Source
         }
         match problem {
             None => out.push(SourceRow { values, position }),
-            Some(reason) => {
-                let payload: serde_json::Map<String, J> = plan
-                    .schema
-                    .columns
-                    .iter()
-                    .zip(&values)
-                    .map(|(c, v)| (c.name.clone(), v.to_json()))
-                    .collect();
-                rejects.push(Reject {
-                    position: format!(
-                        "{} key={} {position}",
-                        plan.schema.stream,
-                        crate::avro::key_text(
-                            &plan.schema,
-                            &SourceRow {
-                                values: values.clone(),
-                                position: String::new()
-                            }
-                        )
-                    ),
-                    reason,
-                    payload: J::Object(payload).to_string(),
-                });
-            }
+            Some(reason) => rejects.push(reject_row(&plan.schema, values, &position, reason)),
         }
     }
     (out, rejects)

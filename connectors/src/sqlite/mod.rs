@@ -23,6 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value as J;
 
 use crate::runtime::RewindTo;
+use crate::table::{KeyAndCursor, key_and_cursor, reject_row};
 use crate::watermark::{Cursor, TableOffset};
 use crate::{
     Batch, Column, ColumnType, Reject, Sink, Source, SourceError, SourceRow, TableInfo,
@@ -174,50 +175,8 @@ fn to_columns(columns: &[(String, String, bool)]) -> Vec<Column> {
 }
 
 fn build_plan(spec: &TableSpec, (columns, primary_key): &Described) -> Result<Plan, SourceError> {
-    let index_of = |name: &str, what: &str| {
-        columns
-            .iter()
-            .position(|c| c.0.eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                SourceError::Config(format!(
-                    "table `{}` has no column `{name}` ({what})",
-                    spec.name
-                ))
-            })
-    };
-    let key_names = spec.key.clone().unwrap_or_else(|| primary_key.clone());
-    if key_names.is_empty() {
-        return Err(SourceError::Config(format!(
-            "table `{}` has no primary key: set `key` to the columns that identify a row",
-            spec.name
-        )));
-    }
-    let key = key_names
-        .iter()
-        .map(|k| index_of(k, "key"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let incrementing = match &spec.incrementing_column {
-        Some(c) => Some(index_of(c, "incrementing_column")?),
-        None if key.len() == 1 && column_type(&columns[key[0]].1) == ColumnType::Long => {
-            Some(key[0])
-        }
-        None => None,
-    };
-    let cursor = match (&spec.timestamp_column, incrementing) {
-        (Some(ts), Some(inc)) => vec![index_of(ts, "timestamp_column")?, inc],
-        (Some(ts), None) => {
-            let mut c = vec![index_of(ts, "timestamp_column")?];
-            c.extend(&key);
-            c
-        }
-        (None, Some(inc)) => vec![inc],
-        (None, None) => {
-            return Err(SourceError::Config(format!(
-                "table `{}`: its key is not a single integer column; set `incrementing_column` or `timestamp_column`",
-                spec.name
-            )));
-        }
-    };
+    let columns_out = to_columns(columns);
+    let KeyAndCursor { key, cursor } = key_and_cursor(spec, &columns_out, primary_key)?;
     let names: Vec<String> = cursor.iter().map(|i| quote(&columns[*i].0)).collect();
     let select = columns
         .iter()
@@ -230,7 +189,7 @@ fn build_plan(spec: &TableSpec, (columns, primary_key): &Described) -> Result<Pl
     Ok(Plan {
         schema: Arc::new(TableSchema {
             stream: spec.name.clone(),
-            columns: to_columns(columns),
+            columns: columns_out,
             key,
         }),
         sql_all: format!("SELECT {select}, _rowid_ FROM {from} ORDER BY {order} LIMIT ?"),
@@ -357,26 +316,10 @@ fn read_chunk(
             })
             .collect();
         last = Some(cursor);
-        let row = SourceRow {
-            values,
-            position: format!("rowid={rowid}"),
-        };
+        let position = format!("rowid={rowid}");
         match problem {
-            None => out.push(row),
-            Some(reason) => {
-                let payload: serde_json::Map<String, J> = plan
-                    .schema
-                    .columns
-                    .iter()
-                    .zip(&row.values)
-                    .map(|(c, v)| (c.name.clone(), v.to_json()))
-                    .collect();
-                rejects.push(Reject {
-                    position: format!("{} rowid={rowid}", plan.schema.stream),
-                    reason,
-                    payload: J::Object(payload).to_string(),
-                });
-            }
+            None => out.push(SourceRow { values, position }),
+            Some(reason) => rejects.push(reject_row(&plan.schema, values, &position, reason)),
         }
     }
     Ok(Chunk {

@@ -440,7 +440,15 @@ timestamp_column = "modified"
         s.rows_total == 5 && s.quarantined_total == 1 && s.state == State::Idle
     })
     .await;
-    assert!(status.last_error.is_none());
+    let shown = status
+        .last_error
+        .expect("the quarantined row shows on the status")
+        .message;
+    assert!(
+        shown.contains("1 record(s) of `public.orders` quarantined")
+            && shown.contains("ordered_on"),
+        "{shown}"
+    );
     let q = node
         .store
         .store
