@@ -13,7 +13,64 @@ fn issues(text: &str) -> Vec<(String, Option<usize>, String)> {
 fn shipped_demo_config_is_the_default_configuration() {
     let loaded = load_str(DEMO_CONFIG, "demo.toml").unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    assert_eq!(loaded.config, Config::default());
+    // The defaults, plus the sample legacy systems that only the demo runs.
+    let mut expected = Config::default();
+    expected.samples.enabled = true;
+    assert_eq!(loaded.config, expected);
+}
+
+#[test]
+fn connector_mistakes_are_all_reported_with_their_paths() {
+    let found = issues(
+        r#"
+[[connectors]]
+name = "orders"
+type = "postgres"
+schedule = "every day"
+[connectors.database]
+url = "mysql://reader:secret@db/mall"
+[[connectors.database.tables]]
+name = "orders"
+
+[[connectors]]
+name = "orders"
+type = "files"
+[connectors.files]
+dir = "/in"
+format = "fixed_width"
+delimiter = ";;"
+[[connectors.files.columns]]
+name = "hbl_no"
+
+[[connectors]]
+name = "his"
+type = "mariadb"
+"#,
+    );
+    let paths: Vec<&str> = found.iter().map(|(p, _, _)| p.as_str()).collect();
+    for expected in [
+        "connectors[0].schedule",
+        "connectors[0].database.url",
+        "connectors[1].name",
+        "connectors[1].files.delimiter",
+        "connectors[1].files.columns[0]",
+        "connectors[2].type",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {found:#?}"
+        );
+    }
+    let message = |path: &str| {
+        found
+            .iter()
+            .find(|(p, _, _)| p == path)
+            .map(|(_, _, m)| m.clone())
+            .unwrap_or_default()
+    };
+    assert!(message("connectors[0].database.url").contains("postgres://"));
+    assert!(message("connectors[1].name").contains("a second connector is called `orders`"));
+    assert!(message("connectors[0].schedule").contains("not a cron expression"));
 }
 
 #[test]
