@@ -67,6 +67,17 @@ impl Node {
         (status, resp.json().unwrap_or(Value::Null))
     }
 
+    fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let client = reqwest::blocking::Client::new();
+        let mut req = client.post(format!("{}{path}", self.url)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().unwrap_or(Value::Null))
+    }
+
     fn stop(mut self) -> i32 {
         let code = self.terminate();
         std::mem::forget(self);
@@ -677,4 +688,120 @@ rate = 50.0
     }
     assert_eq!(b.stop(), 0);
     assert_eq!(a.stop(), 0);
+}
+
+/// The demo's sample connectors controlled over HTTP: status, pause, rewind, resume, connection
+/// test, discovery, quarantine, and the errors of each.
+#[test]
+fn connectors_are_controlled_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = Node::start(&[
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let token = Some(token.trim());
+    let his = "/api/v1/connectors/sample-his";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, s) = node.get(his, token);
+        // The hospitals and procedure codes are reference data, there from the start.
+        if s["offsets"]["hospitals"].is_object() && s["offsets"]["procedure_codes"].is_object() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sample-his read nothing: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(node.get("/api/v1/connectors", None).0, 401);
+    let (status, list) = node.get("/api/v1/connectors", token);
+    assert_eq!(status, 200);
+    assert_eq!(list.as_array().unwrap().len(), 5, "{list}");
+
+    assert_eq!(
+        node.post(&format!("{his}/pause"), token, Value::Null).0,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.get(his, token).1["status"]["state"] != "paused" {
+        assert!(Instant::now() < deadline, "not paused");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, moved) = node.post(
+        &format!("{his}/rewind"),
+        token,
+        serde_json::json!({"stream": "hospitals", "to": "beginning"}),
+    );
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["streams"], serde_json::json!(["hospitals"]));
+    let (_, detail) = node.get(his, token);
+    assert!(
+        detail["offsets"]["hospitals"].is_null(),
+        "offset removed: {detail}"
+    );
+    assert!(
+        detail["offsets"]["procedure_codes"].is_object(),
+        "other tables untouched: {detail}"
+    );
+    assert_eq!(
+        detail["status"]["state"], "paused",
+        "a rewind keeps the connector paused"
+    );
+    let (status, err) = node.post(
+        &format!("{his}/rewind"),
+        token,
+        serde_json::json!({"stream": "nope", "to": "beginning"}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no stream `nope`"),
+        "{err}"
+    );
+    let (status, err) = node.post(
+        &format!("{his}/rewind"),
+        token,
+        serde_json::json!({"to": "sideways"}),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(
+        node.post("/api/v1/connectors/nope/pause", token, Value::Null)
+            .0,
+        404
+    );
+
+    assert_eq!(
+        node.post(&format!("{his}/resume"), token, Value::Null).0,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node.get(his, token).1["offsets"]["hospitals"].is_object() {
+        assert!(
+            Instant::now() < deadline,
+            "hospitals not read again after the rewind"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, test) = node.post(&format!("{his}/test"), token, Value::Null);
+    assert_eq!(status, 200);
+    assert_eq!(test["ok"], true, "{test}");
+    let (status, tables) = node.get(&format!("{his}/tables"), token);
+    assert_eq!(status, 200);
+    let hospitals = tables
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "hospitals")
+        .unwrap();
+    assert_eq!(hospitals["primary_key"], serde_json::json!(["id"]));
+    let (status, q) = node.get("/api/v1/quarantine?source=sample-his", token);
+    assert_eq!(status, 200);
+    assert!(q.is_array());
+    assert_eq!(node.get("/api/v1/quarantine?limit=0", token).0, 400);
+    assert_eq!(node.stop(), 0);
 }
