@@ -140,7 +140,10 @@ fn describe(conn: &Connection, table: &str) -> Result<Option<Described>, SourceE
         .collect();
     key.sort();
     Ok(Some((
-        rows.into_iter().map(|(n, t, nn, _)| (n, t, nn)).collect(),
+        // A primary-key column is never null (an INTEGER PRIMARY KEY is the rowid).
+        rows.into_iter()
+            .map(|(n, t, nn, pk)| (n, t, nn || pk > 0))
+            .collect(),
         key.into_iter().map(|(_, n)| n).collect(),
     )))
 }
