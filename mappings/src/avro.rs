@@ -1,0 +1,1 @@
+//! Avro schemas of the canonical topics, derived from the canonical JSON Schemas.

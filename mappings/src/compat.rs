@@ -1,0 +1,1 @@
+//! Whether a new version of a canonical schema would break its consumers.
