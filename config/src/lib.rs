@@ -13,7 +13,8 @@ mod secret;
 
 pub use duration::HumanDuration;
 pub use load::{
-    ConfigError, ConfigPath, Issue, Loaded, Position, Segment, json_schema, load_file, load_str,
+    ConfigError, ConfigPath, Issue, Loaded, Position, Segment, Spans, json_schema, load_file,
+    load_str, toml_document,
 };
 pub use model::Config;
 pub use secret::{Secret, SecretError, SecretSource};

@@ -38,13 +38,17 @@ pub enum Segment {
 pub struct ConfigPath(pub Vec<Segment>);
 
 impl ConfigPath {
-    fn child(&self, seg: Segment) -> Self {
+    /// The path one step further down.
+    #[must_use]
+    pub fn child(&self, seg: Segment) -> Self {
         let mut v = self.0.clone();
         v.push(seg);
         Self(v)
     }
 
-    fn key(&self, key: &str) -> Self {
+    /// The path to `key` in this table.
+    #[must_use]
+    pub fn key(&self, key: &str) -> Self {
         self.child(Segment::Key(key.to_owned()))
     }
 
@@ -178,16 +182,7 @@ pub fn load_str(text: &str, source_name: &str) -> Result<Loaded, ConfigError> {
         source_name: source_name.to_owned(),
         issues,
     };
-    let doc = toml_edit::Document::parse(text).map_err(|e| {
-        fail(vec![Issue {
-            path: ConfigPath::default(),
-            position: e.span().map(|s| position_of(text, s.start)),
-            message: format!("not valid TOML: {}", e.message()),
-        }])
-    })?;
-
-    let mut spans = Spans::default();
-    let instance = table_to_json(doc.as_table(), &ConfigPath::default(), &mut spans);
+    let (instance, spans) = toml_document(text, source_name)?;
 
     let mut issues: Vec<Issue> = validator()
         .iter_errors(&instance)
@@ -219,14 +214,34 @@ pub fn load_str(text: &str, source_name: &str) -> Result<Loaded, ConfigError> {
     Err(fail(issues))
 }
 
+/// Parses a TOML document into JSON, keeping where every key is written, for files other than
+/// the configuration that report errors the same way (mapping files).
+///
+/// # Errors
+/// Text that is not TOML, with the position of the problem.
+pub fn toml_document(text: &str, source_name: &str) -> Result<(Value, Spans), ConfigError> {
+    let doc = toml_edit::Document::parse(text).map_err(|e| ConfigError {
+        source_name: source_name.to_owned(),
+        issues: vec![Issue {
+            path: ConfigPath::default(),
+            position: e.span().map(|s| position_of(text, s.start)),
+            message: format!("not valid TOML: {}", e.message()),
+        }],
+    })?;
+    let mut spans = Spans::default();
+    let instance = table_to_json(doc.as_table(), &ConfigPath::default(), &mut spans);
+    Ok((instance, spans))
+}
+
 /// Byte spans of every key and value seen while converting the document.
-#[derive(Default)]
-struct Spans(HashMap<ConfigPath, Range<usize>>);
+#[derive(Debug, Default)]
+pub struct Spans(HashMap<ConfigPath, Range<usize>>);
 
 impl Spans {
     /// The position of `path`, or of its nearest ancestor written in the file (a missing field
     /// is reported at the table that should hold it).
-    fn position(&self, text: &str, path: &ConfigPath) -> Option<Position> {
+    #[must_use]
+    pub fn position(&self, text: &str, path: &ConfigPath) -> Option<Position> {
         let mut p = path.clone();
         loop {
             if let Some(span) = self.0.get(&p) {
