@@ -771,6 +771,8 @@ impl RuntimeSink<'_> {
                 position: r.position,
                 reason: r.reason,
                 payload: r.payload,
+                errors: "[]".to_owned(),
+                mapping: String::new(),
             })
             .collect();
         let records = rows

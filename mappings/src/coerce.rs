@@ -58,6 +58,8 @@ pub struct Options<'a> {
     pub offset: Option<FixedOffset>,
     /// Decimal scale.
     pub scale: Option<u32>,
+    /// Implied decimals of a decimal written as a whole number.
+    pub implied_decimals: Option<u32>,
 }
 
 /// Converts `v` (never null: the caller handles missing values).
@@ -82,7 +84,10 @@ pub fn convert(conversion: Conversion, v: &J, options: Options<'_>) -> Result<J,
                 .ok_or_else(|| format!("{} is not a number", describe(v))),
             _ => Err(format!("{} is not a number", describe(v))),
         },
-        Conversion::Decimal => decimal(v, options.scale),
+        Conversion::Decimal => match options.implied_decimals {
+            Some(n) => implied(v, n).and_then(|v| decimal(&v, options.scale)),
+            None => decimal(v, options.scale),
+        },
         Conversion::Boolean => boolean(v),
         Conversion::Krw => krw(v),
         Conversion::Date => date(v, options.format),
@@ -106,6 +111,32 @@ fn integer(v: &J) -> Result<J, String> {
         }
         _ => Err(format!("{} is not a whole number", describe(v))),
     }
+}
+
+/// A whole number with `n` implied decimals as decimal text: `125` with 2 is `1.25`.
+fn implied(v: &J, n: u32) -> Result<J, String> {
+    let bad = || {
+        format!(
+            "{} is not a whole number with {n} implied decimals",
+            describe(v)
+        )
+    };
+    let digits = match v {
+        J::Number(x) if x.is_i64() || x.is_u64() => x.to_string(),
+        J::String(s) => s.trim().to_owned(),
+        _ => return Err(bad()),
+    };
+    let (sign, body) = match digits.strip_prefix('-') {
+        Some(b) => ("-", b),
+        None => ("", digits.as_str()),
+    };
+    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let n = n as usize;
+    let padded = format!("{body:0>width$}", width = n + 1);
+    let (int, frac) = padded.split_at(padded.len() - n);
+    Ok(J::String(format!("{sign}{int}.{frac}")))
 }
 
 fn boolean(v: &J) -> Result<J, String> {
@@ -380,6 +411,21 @@ mod tests {
                 .contains("more than 2 digits")
         );
         assert!(d(json!("1.2.3"), None).is_err());
+        let implied = |v: J| {
+            convert(
+                Conversion::Decimal,
+                &v,
+                Options {
+                    scale: Some(2),
+                    implied_decimals: Some(2),
+                    ..Options::default()
+                },
+            )
+        };
+        assert_eq!(implied(json!(125)), Ok(json!("1.25")));
+        assert_eq!(implied(json!("0000125")), Ok(json!("1.25")));
+        assert_eq!(implied(json!(5)), Ok(json!("0.05")));
+        assert!(implied(json!("1.5")).is_err());
     }
 
     #[test]

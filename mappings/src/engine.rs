@@ -18,7 +18,9 @@ use crate::catalog::{CanonicalSchema, Catalog, Violation};
 use crate::coerce::{self, Options};
 use crate::spec::{self, Condition, Conversion, FieldSpec, Lookup, MappingSpec, RouteAction, Test};
 
-/// Keyed pseudonyms of personal identifiers: `psn:` + hex HMAC-SHA256(key, `<field>:<value>`).
+/// Keyed pseudonyms of personal identifiers: `psn:` + hex HMAC-SHA256(key, `<namespace>:<value>`);
+/// the namespace is the field name, or the one the mapping gives (`person`, `account`) so one
+/// identifier has one pseudonym across fields and tables.
 #[derive(Debug, Clone)]
 pub struct Pseudonymiser {
     key: hmac::Key,
@@ -33,11 +35,11 @@ impl Pseudonymiser {
         }
     }
 
-    /// The pseudonym of `value` in `field`.
+    /// The pseudonym of `value` in `namespace`.
     #[must_use]
-    pub fn pseudonym(&self, field: &str, value: &str) -> String {
+    pub fn pseudonym(&self, namespace: &str, value: &str) -> String {
         let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(field.as_bytes());
+        ctx.update(namespace.as_bytes());
         ctx.update(b":");
         ctx.update(value.as_bytes());
         let mut out = String::with_capacity(68);
@@ -100,11 +102,12 @@ struct Field {
     format: Option<String>,
     offset: Option<chrono::FixedOffset>,
     scale: Option<u32>,
+    implied_decimals: Option<u32>,
     trim: bool,
     join: Option<String>,
     split: Option<(String, usize)>,
     lookup: Option<Lookup>,
-    pseudonymise: bool,
+    pseudonymise: Option<String>,
     default: Option<J>,
     optional: bool,
 }
@@ -199,11 +202,12 @@ fn compile_target(
             format: f.format.clone(),
             offset: f.timezone.as_deref().and_then(coerce::parse_offset),
             scale: f.scale,
+            implied_decimals: f.implied_decimals,
             trim: f.trim,
             join: f.join.clone(),
             split: f.split.clone(),
             lookup,
-            pseudonymise: f.pseudonymise,
+            pseudonymise: f.pseudonymise.clone(),
             default: f.default.clone(),
             optional: f.optional,
         });
@@ -482,6 +486,7 @@ fn field_value(f: &Field, row: &Map<String, J>, p: &Pseudonymiser) -> Result<Opt
         format: f.format.as_deref(),
         offset: f.offset,
         scale: f.scale,
+        implied_decimals: f.implied_decimals,
     };
     let converted = if f.lookup.is_some() && f.conversion == Conversion::String {
         v
@@ -489,8 +494,10 @@ fn field_value(f: &Field, row: &Map<String, J>, p: &Pseudonymiser) -> Result<Opt
         coerce::convert(f.conversion, &v, options)
             .map_err(|e| format!("{} = {}: {e}", source(), v))?
     };
-    if f.pseudonymise {
-        return Ok(Some(J::String(p.pseudonym(&f.name, &as_text(&converted)))));
+    if let Some(namespace) = &f.pseudonymise {
+        return Ok(Some(J::String(
+            p.pseudonym(namespace, &as_text(&converted)),
+        )));
     }
     Ok(Some(converted))
 }

@@ -12,6 +12,7 @@ pub mod coerce;
 pub mod compat;
 pub mod engine;
 pub mod spec;
+pub mod worker;
 
 #[cfg(test)]
 mod tests;
@@ -20,4 +21,73 @@ pub use catalog::{CanonicalSchema, Catalog, CatalogError, Violation};
 pub use engine::{CanonicalEvent, Mapping, Outcome, Pseudonymiser, Source, load};
 
 /// The canonical schemas shipped in `mappings/schemas/`, compiled into the binary.
-pub const BUILTIN_SCHEMAS: &[(&str, &str)] = &[];
+pub const BUILTIN_SCHEMAS: &[(&str, &str)] = &[
+    (
+        "bank.remittance.v1.json",
+        include_str!("../schemas/bank.remittance.v1.json"),
+    ),
+    (
+        "bank.transfer.v1.json",
+        include_str!("../schemas/bank.transfer.v1.json"),
+    ),
+    (
+        "customs.declaration.v1.json",
+        include_str!("../schemas/customs.declaration.v1.json"),
+    ),
+    (
+        "customs.order.v1.json",
+        include_str!("../schemas/customs.order.v1.json"),
+    ),
+    (
+        "customs.shipment.v1.json",
+        include_str!("../schemas/customs.shipment.v1.json"),
+    ),
+    (
+        "healthcare.claim.v1.json",
+        include_str!("../schemas/healthcare.claim.v1.json"),
+    ),
+    (
+        "land.mortgage.v1.json",
+        include_str!("../schemas/land.mortgage.v1.json"),
+    ),
+    (
+        "land.title-transfer.v1.json",
+        include_str!("../schemas/land.title-transfer.v1.json"),
+    ),
+];
+
+/// The mapping files of the sample legacy systems (`mappings/specs/`), which the demo runs.
+pub const SAMPLE_SPECS: &[(&str, &str)] = &[
+    (
+        "sample-bank.remittances.toml",
+        include_str!("../specs/sample-bank.remittances.toml"),
+    ),
+    (
+        "sample-bank.transfers.toml",
+        include_str!("../specs/sample-bank.transfers.toml"),
+    ),
+    (
+        "sample-his.claims.toml",
+        include_str!("../specs/sample-his.claims.toml"),
+    ),
+    (
+        "sample-land.mortgages.toml",
+        include_str!("../specs/sample-land.mortgages.toml"),
+    ),
+    (
+        "sample-land.title_transfers.toml",
+        include_str!("../specs/sample-land.title_transfers.toml"),
+    ),
+    (
+        "sample-mall.customs_declarations.toml",
+        include_str!("../specs/sample-mall.customs_declarations.toml"),
+    ),
+    (
+        "sample-mall.mall_orders.toml",
+        include_str!("../specs/sample-mall.mall_orders.toml"),
+    ),
+    (
+        "sample-manifests.courier_manifest.toml",
+        include_str!("../specs/sample-manifests.courier_manifest.toml"),
+    ),
+];

@@ -60,6 +60,9 @@ pub struct FieldSpec {
     pub timezone: Option<String>,
     /// Digits after the point of a decimal.
     pub scale: Option<u32>,
+    /// A decimal written as a whole number with this many implied decimals (`125` with 2 is
+    /// `1.25`).
+    pub implied_decimals: Option<u32>,
     /// Trim spaces around text (default true).
     pub trim: bool,
     /// Separator used to join several source columns.
@@ -68,8 +71,9 @@ pub struct FieldSpec {
     pub split: Option<(String, usize)>,
     /// A code table to look the value up in.
     pub lookup: Option<String>,
-    /// Replace the value by its keyed pseudonym.
-    pub pseudonymise: bool,
+    /// Replace the value by its keyed pseudonym, in this namespace: values pseudonymised in one
+    /// namespace (e.g. `account`, `person`) get the same pseudonym whatever the field.
+    pub pseudonymise: Option<String>,
     /// Used when the source value is null or missing.
     pub default: Option<J>,
     /// Left out of the event when the source value is null or missing.
@@ -252,6 +256,7 @@ const FIELD_KEYS: &[&str] = &[
     "format",
     "timezone",
     "scale",
+    "implied_decimals",
     "trim",
     "join",
     "split",
@@ -280,11 +285,12 @@ fn read_field(r: &mut Reader, name: &str, v: &J, path: &ConfigPath) -> Option<Fi
         format: None,
         timezone: None,
         scale: None,
+        implied_decimals: None,
         trim: true,
         join: None,
         split: None,
         lookup: None,
-        pseudonymise: false,
+        pseudonymise: None,
         default: None,
         optional: false,
         path: path.clone(),
@@ -374,6 +380,23 @@ fn read_field(r: &mut Reader, name: &str, v: &J, path: &ConfigPath) -> Option<Fi
     if f.scale.is_some() && f.conversion != Conversion::Decimal {
         r.error(&path.key("scale"), "only for `as = \"decimal\"`");
     }
+    f.implied_decimals = match m.get("implied_decimals") {
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if (1..=18).contains(&n) && f.conversion == Conversion::Decimal => Some(n),
+            Some(_) if f.conversion != Conversion::Decimal => {
+                r.error(&path.key("implied_decimals"), "only for `as = \"decimal\"`");
+                None
+            }
+            _ => {
+                r.error(
+                    &path.key("implied_decimals"),
+                    "expected a whole number from 1 to 18",
+                );
+                None
+            }
+        },
+        None => None,
+    };
     if let Some(t) = r.bool(m, "trim", path) {
         f.trim = t;
     }
@@ -407,7 +430,18 @@ fn read_field(r: &mut Reader, name: &str, v: &J, path: &ConfigPath) -> Option<Fi
         (None, None) => {}
     }
     f.lookup = r.string(m, "lookup", path);
-    f.pseudonymise = r.bool(m, "pseudonymise", path).unwrap_or(false);
+    f.pseudonymise = match m.get("pseudonymise") {
+        None | Some(J::Bool(false)) => None,
+        Some(J::Bool(true)) => Some(name.to_owned()),
+        Some(J::String(ns)) if is_name(ns, &['_', '-']) => Some(ns.clone()),
+        Some(_) => {
+            r.error(
+                &path.key("pseudonymise"),
+                "expected true (the field name is the namespace) or a namespace such as \"person\" or \"account\"",
+            );
+            None
+        }
+    };
     f.default = m.get("default").cloned();
     f.optional = r.bool(m, "optional", path).unwrap_or(false);
     Some(f)

@@ -51,7 +51,7 @@ declaration_no = "declaration_no"
 declared_value_krw = { from = "declared_amt", as = "krw" }
 declared_on = { from = "declare_ymd", as = "date", format = "%Y%m%d" }
 status = { from = "clear_status_cd", lookup = "clear_status" }
-consignee_id = { from = "customs_id", pseudonymise = true }
+consignee_id = { from = "customs_id", pseudonymise = "person" }
 gross_weight_kg = { from = "gross_wt_kg", as = "decimal", scale = 2, optional = true }
 city = { from = "addr", split = " ", part = 0, default = "unknown" }
 channel = { value = "online" }
@@ -141,6 +141,8 @@ fn a_row_becomes_a_valid_event_with_a_deterministic_id() {
     };
     assert_ne!(o.event_id, e.event_id);
     assert_eq!(o.json["data"]["consignee_id"], json!(psn));
+    // The namespace, not the field, decides the pseudonym: the same person elsewhere matches.
+    assert_eq!(psn, p.pseudonym("person", "P123456789012"));
     // Another key, another pseudonym.
     let Outcome::Event(k) = m.apply(&good(), &source(), &Pseudonymiser::new(b"other")) else {
         panic!()
@@ -319,4 +321,15 @@ fn source_columns_are_checked_against_the_discovered_table() {
     assert_eq!(issues.len(), 1, "{issues:?}");
     assert_eq!(issues[0].path.to_string(), "fields.city");
     assert!(issues[0].message.contains("has no column `addr`"));
+}
+
+#[test]
+fn the_shipped_schemas_and_sample_mappings_load() {
+    let catalog = Catalog::builtin().unwrap();
+    assert_eq!(catalog.event_types().len(), crate::BUILTIN_SCHEMAS.len());
+    for (file, text) in crate::SAMPLE_SPECS {
+        if let Err(e) = load(text, file, &catalog) {
+            panic!("{e}");
+        }
+    }
 }

@@ -8,7 +8,7 @@
 
 use diesel::prelude::*;
 
-use crate::schema::{connector_offsets, quarantine};
+use crate::schema::{connector_offsets, mapping_versions, quarantine, quarantine_actions};
 use crate::{Result, Store, now_ms, query_err, write_transaction};
 
 /// A quarantined record: what came in, where from, and why it could not go on.
@@ -32,6 +32,10 @@ pub struct QuarantinedRecord {
     pub status: String,
     /// When it was quarantined, milliseconds since the epoch.
     pub created_at_ms: i64,
+    /// Every error (JSON array of `{pointer, message}`; `[]` when only the reason is known).
+    pub errors: String,
+    /// The mapping and version that refused it (`name@version`), for the mapping stage.
+    pub mapping: String,
 }
 
 /// A record to quarantine.
@@ -49,6 +53,44 @@ pub struct NewQuarantined {
     pub reason: String,
     /// The record as read.
     pub payload: String,
+    /// Every error, a JSON array (`[]` when the reason says it all).
+    pub errors: String,
+    /// `name@version` of the mapping that refused it (mapping stage).
+    pub mapping: String,
+}
+
+/// An action taken on a quarantined record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable)]
+pub struct QuarantineAction {
+    /// Row id.
+    pub id: i64,
+    /// The record.
+    pub quarantine_id: i64,
+    /// `dry-run`, `redrive` or `discard`.
+    pub action: String,
+    /// Who (token name).
+    pub actor: String,
+    /// What came of it (JSON).
+    pub detail: String,
+    /// When, milliseconds since the epoch.
+    pub at_ms: i64,
+}
+
+/// A deployed version of a mapping file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable)]
+pub struct MappingVersion {
+    /// Mapping name.
+    pub name: String,
+    /// Version.
+    pub version: i32,
+    /// The file's text.
+    pub spec: String,
+    /// Who deployed it.
+    pub deployed_by: String,
+    /// When.
+    pub deployed_at_ms: i64,
+    /// Whether it is the version the worker applies.
+    pub active: bool,
 }
 
 impl Store {
@@ -142,6 +184,8 @@ impl Store {
                             dsl::payload.eq(&r.payload),
                             dsl::status.eq("open"),
                             dsl::created_at_ms.eq(now),
+                            dsl::errors.eq(&r.errors),
+                            dsl::mapping.eq(&r.mapping),
                         ))
                         .returning(dsl::id)
                         .get_result::<i64>(c)
@@ -184,6 +228,8 @@ impl Store {
                 dsl::payload,
                 dsl::status,
                 dsl::created_at_ms,
+                dsl::errors,
+                dsl::mapping,
             ))
             .load::<QuarantinedRecord>(&mut *conn)
             .map_err(query_err("listing quarantined records"))
@@ -206,5 +252,172 @@ impl Store {
             .count()
             .get_result(&mut *conn)
             .map_err(query_err("counting quarantined records"))
+    }
+}
+
+impl Store {
+    /// One quarantined record.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn quarantined_record(&self, id: i64) -> Result<Option<QuarantinedRecord>> {
+        use quarantine::dsl;
+        let mut conn = self.conn()?;
+        dsl::quarantine
+            .filter(dsl::id.eq(id))
+            .select((
+                dsl::id,
+                dsl::stage,
+                dsl::source,
+                dsl::stream,
+                dsl::position,
+                dsl::reason,
+                dsl::payload,
+                dsl::status,
+                dsl::created_at_ms,
+                dsl::errors,
+                dsl::mapping,
+            ))
+            .first::<QuarantinedRecord>(&mut *conn)
+            .optional()
+            .map_err(query_err("reading a quarantined record"))
+    }
+
+    /// Records an action on a quarantined record and, when `status` is given, changes its status
+    /// in the same transaction (only from `open`: a record is redriven or discarded once).
+    /// Returns false when the record is not open any more.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn quarantine_act(
+        &self,
+        id: i64,
+        action: &str,
+        actor: &str,
+        detail: &str,
+        status: Option<&str>,
+    ) -> Result<bool> {
+        use quarantine::dsl;
+        use quarantine_actions::dsl as a;
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        write_transaction(&mut conn, |c| {
+            if let Some(status) = status {
+                let changed = diesel::update(
+                    dsl::quarantine.filter(dsl::id.eq(id).and(dsl::status.eq("open"))),
+                )
+                .set(dsl::status.eq(status))
+                .execute(c)?;
+                if changed == 0 {
+                    return Ok(false);
+                }
+            }
+            diesel::insert_into(a::quarantine_actions)
+                .values((
+                    a::quarantine_id.eq(id),
+                    a::action.eq(action),
+                    a::actor.eq(actor),
+                    a::detail.eq(detail),
+                    a::at_ms.eq(now),
+                ))
+                .execute(c)?;
+            Ok(true)
+        })
+        .map_err(query_err("recording a quarantine action"))
+    }
+
+    /// The actions taken on a quarantined record, oldest first.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn quarantine_actions(&self, id: i64) -> Result<Vec<QuarantineAction>> {
+        use quarantine_actions::dsl as a;
+        let mut conn = self.conn()?;
+        a::quarantine_actions
+            .filter(a::quarantine_id.eq(id))
+            .order(a::id)
+            .select((
+                a::id,
+                a::quarantine_id,
+                a::action,
+                a::actor,
+                a::detail,
+                a::at_ms,
+            ))
+            .load(&mut *conn)
+            .map_err(query_err("reading quarantine actions"))
+    }
+
+    /// Stores a deployed mapping version and makes it the active one of its name.
+    ///
+    /// # Errors
+    /// The version exists already with another text, or the query fails.
+    pub fn deploy_mapping(&self, name: &str, version: i32, spec: &str, by: &str) -> Result<()> {
+        use mapping_versions::dsl;
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        write_transaction(&mut conn, |c| {
+            let existing = dsl::mapping_versions
+                .filter(dsl::name.eq(name).and(dsl::version.eq(version)))
+                .select(dsl::spec)
+                .first::<String>(c)
+                .optional()?;
+            diesel::update(dsl::mapping_versions.filter(dsl::name.eq(name)))
+                .set(dsl::active.eq(false))
+                .execute(c)?;
+            match existing {
+                Some(text) if text != spec => Err(diesel::result::Error::RollbackTransaction),
+                Some(_) => diesel::update(
+                    dsl::mapping_versions.filter(dsl::name.eq(name).and(dsl::version.eq(version))),
+                )
+                .set(dsl::active.eq(true))
+                .execute(c)
+                .map(|_| ()),
+                None => diesel::insert_into(dsl::mapping_versions)
+                    .values((
+                        dsl::name.eq(name),
+                        dsl::version.eq(version),
+                        dsl::spec.eq(spec),
+                        dsl::deployed_by.eq(by),
+                        dsl::deployed_at_ms.eq(now),
+                        dsl::active.eq(true),
+                    ))
+                    .execute(c)
+                    .map(|_| ()),
+            }
+        })
+        .map_err(|e| match e {
+            diesel::result::Error::RollbackTransaction => crate::StoreError::Conflict(format!(
+                "mapping `{name}` version {version} was deployed with other content: give the change a new version"
+            )),
+            other => query_err("deploying a mapping")(other),
+        })
+    }
+
+    /// Deployed mapping versions: every version of `name`, or the active version of every
+    /// mapping.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn mapping_versions(&self, name: Option<&str>) -> Result<Vec<MappingVersion>> {
+        use mapping_versions::dsl;
+        let mut conn = self.conn()?;
+        let query = dsl::mapping_versions.into_boxed();
+        let query = match name {
+            Some(n) => query.filter(dsl::name.eq(n.to_owned())),
+            None => query.filter(dsl::active.eq(true)),
+        };
+        query
+            .order((dsl::name, dsl::version))
+            .select((
+                dsl::name,
+                dsl::version,
+                dsl::spec,
+                dsl::deployed_by,
+                dsl::deployed_at_ms,
+                dsl::active,
+            ))
+            .load(&mut *conn)
+            .map_err(query_err("reading mapping versions"))
     }
 }

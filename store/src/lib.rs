@@ -20,7 +20,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use connectors::{NewQuarantined, QuarantinedRecord};
+pub use connectors::{MappingVersion, NewQuarantined, QuarantineAction, QuarantinedRecord};
 pub use tokens::{Role, TokenInfo, hash_token};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -66,6 +66,9 @@ pub enum StoreError {
     /// No connection became free in time.
     #[error("no store connection available: {0}")]
     Pool(String),
+    /// The write conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 /// Result alias for store operations.

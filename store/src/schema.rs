@@ -147,5 +147,29 @@ diesel::table! {
         payload -> Text,
         status -> Text,
         created_at_ms -> BigInt,
+        errors -> Text,
+        mapping -> Text,
+    }
+}
+
+diesel::table! {
+    quarantine_actions (id) {
+        id -> BigInt,
+        quarantine_id -> BigInt,
+        action -> Text,
+        actor -> Text,
+        detail -> Text,
+        at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    mapping_versions (name, version) {
+        name -> Text,
+        version -> Integer,
+        spec -> Text,
+        deployed_by -> Text,
+        deployed_at_ms -> BigInt,
+        active -> Bool,
     }
 }

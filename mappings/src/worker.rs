@@ -1,0 +1,539 @@
+//! The mapping worker: consumes the raw topics of the mapped connectors, applies each record's
+//! mapping, publishes canonical events to `<prefix>canonical.<event_type>` (Avro, Confluent
+//! framing, keyed by event id) and failures to the quarantine (store and `<prefix>quarantine`
+//! topic), then commits the consumed offsets. At least once: a crash before the commit
+//! redelivers, and the events' ids are deterministic, so the ledger anchors each once. Order is
+//! kept per partition, hence per source key. Several workers share the work through the consumer
+//! group `<prefix>mapper`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use apache_avro::types::Value as Avro;
+use ledgerbridge_bus::{Bus, Delivered, Record};
+use ledgerbridge_registry::Registry;
+use ledgerbridge_store::{NewQuarantined, Store};
+use serde_json::{Map, Value as J};
+
+use crate::avro::CanonicalAvro;
+use crate::catalog::{CanonicalSchema, Violation};
+use crate::engine::{CanonicalEvent, Mapping, Outcome, Pseudonymiser, Source};
+
+/// The active mappings, by source.
+#[derive(Debug, Default)]
+pub struct MappingSet {
+    by_source: HashMap<(String, String), Arc<Mapping>>,
+}
+
+impl MappingSet {
+    /// Indexes mappings by connector and table (`*`: every stream of the connector).
+    ///
+    /// # Errors
+    /// Two mappings for one source.
+    pub fn new(mappings: Vec<Mapping>) -> Result<Self, String> {
+        let mut by_source = HashMap::new();
+        for m in mappings {
+            let key = (m.spec.connector.clone(), m.spec.table.clone());
+            if let Some(other) = by_source.insert(key.clone(), Arc::new(m)) {
+                return Err(format!(
+                    "two mappings read `{}`/`{}`: `{}` and another; keep one",
+                    key.0, key.1, other.spec.name
+                ));
+            }
+        }
+        Ok(Self { by_source })
+    }
+
+    /// The mapping of a source record, if any.
+    #[must_use]
+    pub fn find(&self, connector: &str, table: &str) -> Option<&Arc<Mapping>> {
+        self.by_source
+            .get(&(connector.to_owned(), table.to_owned()))
+            .or_else(|| self.by_source.get(&(connector.to_owned(), "*".to_owned())))
+    }
+
+    /// A mapping by name.
+    #[must_use]
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Mapping>> {
+        self.by_source.values().find(|m| m.spec.name == name)
+    }
+
+    /// Every mapping.
+    pub fn all(&self) -> impl Iterator<Item = &Arc<Mapping>> {
+        self.by_source.values()
+    }
+
+    /// The connectors whose raw topics are mapped.
+    #[must_use]
+    pub fn connectors(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.by_source.keys().map(|(c, _)| c.clone()).collect();
+        c.sort();
+        c.dedup();
+        c
+    }
+}
+
+/// A raw record's schema: the parsed Avro schema and the source column name of each row field.
+#[derive(Debug)]
+struct RawShape {
+    schema: apache_avro::Schema,
+    columns: Vec<String>,
+}
+
+/// Decodes raw records (the connectors' Avro) through the registry.
+#[derive(Debug)]
+pub struct RawDecoder {
+    registry: Registry,
+    shapes: HashMap<u32, Arc<RawShape>>,
+}
+
+fn avro_to_json(v: Avro) -> J {
+    match v {
+        Avro::Null => J::Null,
+        Avro::Boolean(b) => J::Bool(b),
+        Avro::Int(i) => J::from(i),
+        Avro::Long(i) => J::from(i),
+        Avro::Float(f) => J::from(f64::from(f)),
+        Avro::Double(f) => J::from(f),
+        Avro::String(s) | Avro::Enum(_, s) => J::String(s),
+        Avro::Bytes(b) | Avro::Fixed(_, b) => {
+            J::String(b.iter().map(|x| format!("{x:02x}")).collect())
+        }
+        Avro::Date(d) => chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+            .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(d))))
+            .map_or(J::Null, |d| J::String(d.format("%Y-%m-%d").to_string())),
+        Avro::TimestampMicros(t) => chrono::DateTime::from_timestamp_micros(t)
+            .map_or(J::Null, |t| {
+                J::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }),
+        Avro::TimestampMillis(t) => chrono::DateTime::from_timestamp_millis(t)
+            .map_or(J::Null, |t| {
+                J::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            }),
+        Avro::Union(_, inner) => avro_to_json(*inner),
+        Avro::Array(items) => J::Array(items.into_iter().map(avro_to_json).collect()),
+        Avro::Record(fields) => J::Object(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k, avro_to_json(v)))
+                .collect(),
+        ),
+        other => J::String(format!("{other:?}")),
+    }
+}
+
+impl RawDecoder {
+    /// A decoder reading schemas from `registry`.
+    #[must_use]
+    pub fn new(registry: Registry) -> Self {
+        Self {
+            registry,
+            shapes: HashMap::new(),
+        }
+    }
+
+    fn shape(&mut self, id: u32) -> Result<Arc<RawShape>, String> {
+        if let Some(s) = self.shapes.get(&id) {
+            return Ok(Arc::clone(s));
+        }
+        let text = self
+            .registry
+            .schema(i64::from(id))
+            .map_err(|e| format!("schema {id}: {e}"))?;
+        let json: J = serde_json::from_str(&text).map_err(|e| format!("schema {id}: {e}"))?;
+        let columns = json
+            .pointer("/fields/1/type/fields")
+            .and_then(J::as_array)
+            .map(|fields| {
+                fields
+                    .iter()
+                    .map(|f| {
+                        f.get("source_column")
+                            .or_else(|| f.get("name"))
+                            .and_then(J::as_str)
+                            .unwrap_or_default()
+                            .to_owned()
+                    })
+                    .collect()
+            })
+            .ok_or_else(|| format!("schema {id} is not a raw record (source, row)"))?;
+        let schema =
+            apache_avro::Schema::parse_str(&text).map_err(|e| format!("schema {id}: {e}"))?;
+        let shape = Arc::new(RawShape { schema, columns });
+        self.shapes.insert(id, Arc::clone(&shape));
+        Ok(shape)
+    }
+
+    /// The source block and the row (by source column name) of a raw record.
+    ///
+    /// # Errors
+    /// Bad framing, an unknown schema id, or a datum that does not decode.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<(Source, Map<String, J>), String> {
+        let id = crate::avro::schema_id(bytes).map_err(|e| e.to_string())?;
+        let shape = self.shape(id)?;
+        let value = apache_avro::from_avro_datum(&shape.schema, &mut &bytes[5..], None)
+            .map_err(|e| format!("the record does not decode with schema {id}: {e}"))?;
+        let Avro::Record(mut parts) = value else {
+            return Err("not a record".into());
+        };
+        let row = match parts.pop() {
+            Some((_, Avro::Record(fields))) => fields
+                .into_iter()
+                .zip(&shape.columns)
+                .map(|((_, v), column)| (column.clone(), avro_to_json(v)))
+                .collect(),
+            _ => return Err("no row in the raw record".into()),
+        };
+        let source = parts
+            .pop()
+            .map(|(_, v)| avro_to_json(v))
+            .ok_or("no source block in the raw record")?;
+        let source = Source {
+            connector: source["connector"].as_str().unwrap_or_default().to_owned(),
+            table: source["table"].as_str().unwrap_or_default().to_owned(),
+            key: source["key"].as_str().unwrap_or_default().to_owned(),
+            position: source["position"].as_str().unwrap_or_default().to_owned(),
+            extracted_at: match &source["extracted_at"] {
+                J::String(t) => chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.timestamp_millis())
+                    .unwrap_or_default(),
+                other => other.as_i64().unwrap_or_default(),
+            },
+        };
+        Ok((source, row))
+    }
+}
+
+/// Publishes canonical events: Avro derived from their schema, registered once per version
+/// under `canonical.<event_type>-value`.
+#[derive(Debug)]
+pub struct Publisher {
+    bus: Arc<dyn Bus>,
+    registry: Registry,
+    prefix: String,
+    encoders: HashMap<(String, u32), (Arc<CanonicalAvro>, u32)>,
+}
+
+impl Publisher {
+    /// A publisher on `bus` with topic prefix `prefix`.
+    #[must_use]
+    pub fn new(bus: Arc<dyn Bus>, registry: Registry, prefix: &str) -> Self {
+        Self {
+            bus,
+            registry,
+            prefix: prefix.to_owned(),
+            encoders: HashMap::new(),
+        }
+    }
+
+    /// The canonical topic of an event type.
+    #[must_use]
+    pub fn topic(&self, event_type: &str) -> String {
+        format!("{}canonical.{event_type}", self.prefix)
+    }
+
+    async fn encoder(
+        &mut self,
+        schema: &CanonicalSchema,
+    ) -> Result<(Arc<CanonicalAvro>, u32), String> {
+        let key = (schema.event_type.clone(), schema.version);
+        if let Some(e) = self.encoders.get(&key) {
+            return Ok(e.clone());
+        }
+        let avro = crate::avro::canonical_schema(&schema.json).map_err(|e| e.to_string())?;
+        let (registry, subject, text) = (
+            self.registry.clone(),
+            avro.subject.clone(),
+            avro.text.clone(),
+        );
+        let id = tokio::task::spawn_blocking(move || registry.register(&subject, &text))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("registering the Avro schema of {}: {e}", schema.event_type))?;
+        let id = u32::try_from(id).map_err(|_| format!("schema id {id}"))?;
+        let found = (Arc::new(avro), id);
+        self.encoders.insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// Encodes and publishes events (each topic's in the given order); returns when durable.
+    ///
+    /// # Errors
+    /// Registering, encoding or publishing failed; nothing should be considered published.
+    pub async fn publish(
+        &mut self,
+        events: Vec<(CanonicalEvent, Arc<CanonicalSchema>)>,
+    ) -> Result<(), String> {
+        let mut by_topic: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        for (event, schema) in events {
+            let (avro, id) = self.encoder(&schema).await?;
+            let value = crate::avro::encode(&avro, id, &event.json)
+                .map_err(|e| format!("encoding {}: {e}", event.event_id))?;
+            by_topic
+                .entry(self.topic(&event.event_type))
+                .or_default()
+                .push(
+                    Record::new(Some(event.event_id.into_bytes()), value)
+                        .with_header("channel", event.channel),
+                );
+        }
+        for (topic, records) in by_topic {
+            self.bus
+                .publish(&topic, records)
+                .await
+                .map_err(|e| format!("publishing to {topic}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Counters of a worker, for status and metrics.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    /// Raw records consumed.
+    pub consumed: AtomicU64,
+    /// Canonical events published.
+    pub events: AtomicU64,
+    /// Records skipped by a route.
+    pub skipped: AtomicU64,
+    /// Records of tables no mapping reads.
+    pub unmapped: AtomicU64,
+    /// Records quarantined.
+    pub quarantined: AtomicU64,
+}
+
+/// What a worker needs.
+#[derive(Debug, Clone)]
+pub struct WorkerContext {
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// The store (quarantine).
+    pub store: Store,
+    /// The registry (raw schemas, canonical schemas).
+    pub registry: Registry,
+    /// Topic prefix.
+    pub topic_prefix: String,
+    /// Pseudonyms.
+    pub pseudonymiser: Pseudonymiser,
+    /// The active mappings; replaced when a mapping is deployed.
+    pub mappings: Arc<RwLock<Arc<MappingSet>>>,
+    /// Counters.
+    pub stats: Arc<WorkerStats>,
+}
+
+/// A record the mapping stage could not turn into an event.
+pub(crate) fn quarantined(
+    mapping: Option<&Mapping>,
+    source: &Source,
+    row: &Map<String, J>,
+    errors: &[Violation],
+) -> NewQuarantined {
+    let reason = errors
+        .iter()
+        .map(|e| format!("{}: {}", e.pointer, e.message))
+        .collect::<Vec<_>>()
+        .join("; ");
+    NewQuarantined {
+        stage: "mapping",
+        source: mapping.map_or_else(|| source.connector.clone(), |m| m.spec.name.clone()),
+        stream: format!("{}/{}", source.connector, source.table),
+        position: format!("key={} {}", source.key, source.position),
+        reason,
+        payload: serde_json::json!({"source": source, "row": row}).to_string(),
+        errors: serde_json::to_string(errors).unwrap_or_else(|_| "[]".into()),
+        mapping: mapping.map_or_else(String::new, |m| {
+            format!("{}@{}", m.spec.name, m.spec.version)
+        }),
+    }
+}
+
+async fn quarantine(ctx: &WorkerContext, rows: Vec<NewQuarantined>) -> Result<(), String> {
+    let topic = format!("{}quarantine", ctx.topic_prefix);
+    let records = rows
+        .iter()
+        .map(|q| {
+            let body = serde_json::json!({
+                "stage": q.stage, "source": q.source, "stream": q.stream, "position": q.position,
+                "reason": q.reason, "payload": q.payload, "errors": q.errors, "mapping": q.mapping,
+            });
+            Record::new(
+                Some(q.source.clone().into_bytes()),
+                body.to_string().into_bytes(),
+            )
+            .with_header("type", "quarantine")
+        })
+        .collect();
+    ctx.bus
+        .publish(&topic, records)
+        .await
+        .map_err(|e| format!("publishing to {topic}: {e}"))?;
+    let store = ctx.store.clone();
+    tokio::task::spawn_blocking(move || store.quarantine(&rows))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("quarantining: {e}"))?;
+    Ok(())
+}
+
+/// Maps one batch of raw records and makes the results durable (events published, failures
+/// quarantined). The caller commits the offsets after it returns.
+///
+/// # Errors
+/// Publishing or quarantining failed: nothing of the batch may be committed.
+pub async fn process(
+    ctx: &WorkerContext,
+    decoder: &mut RawDecoder,
+    publisher: &mut Publisher,
+    batch: &[Delivered],
+) -> Result<(), String> {
+    let set = ctx
+        .mappings
+        .read()
+        .map(|s| Arc::clone(&s))
+        .map_err(|_| "the mapping set is poisoned".to_owned())?;
+    let mut events = Vec::new();
+    let mut failed = Vec::new();
+    let stats = &ctx.stats;
+    for d in batch {
+        stats.consumed.fetch_add(1, Ordering::Relaxed);
+        let (source, row) = match decoder.decode(&d.record.value) {
+            Ok(x) => x,
+            Err(e) => {
+                let source = Source {
+                    connector: d.topic.clone(),
+                    table: String::new(),
+                    key: d
+                        .record
+                        .key
+                        .as_deref()
+                        .map(String::from_utf8_lossy)
+                        .unwrap_or_default()
+                        .into_owned(),
+                    position: format!("{}:{}:{}", d.topic, d.partition, d.offset),
+                    extracted_at: d.record.timestamp_ms,
+                };
+                let errors = [Violation {
+                    pointer: String::new(),
+                    message: format!("cannot decode the raw record: {e}"),
+                }];
+                failed.push(quarantined(None, &source, &Map::new(), &errors));
+                continue;
+            }
+        };
+        let Some(mapping) = set.find(&source.connector, &source.table) else {
+            stats.unmapped.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        match mapping.apply(&row, &source, &ctx.pseudonymiser) {
+            Outcome::Event(e) => {
+                let schema = mapping
+                    .schemas()
+                    .into_iter()
+                    .find(|s| s.event_type == e.event_type && s.version == e.schema_version)
+                    .ok_or_else(|| format!("no schema for {}", e.event_type))?;
+                events.push((e, schema));
+            }
+            Outcome::Skipped => {
+                stats.skipped.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Failed(errors) => {
+                failed.push(quarantined(Some(mapping), &source, &row, &errors));
+            }
+        }
+    }
+    let (published, quarantined_n) = (events.len() as u64, failed.len() as u64);
+    publisher.publish(events).await?;
+    if !failed.is_empty() {
+        for q in &failed {
+            tracing::warn!(mapping = %q.source, position = %q.position, "quarantined: {}", q.reason);
+        }
+        quarantine(ctx, failed).await?;
+    }
+    stats.events.fetch_add(published, Ordering::Relaxed);
+    stats
+        .quarantined
+        .fetch_add(quarantined_n, Ordering::Relaxed);
+    Ok(())
+}
+
+/// Runs a worker until `stop` turns true: consumes the raw topics of the mapped connectors in
+/// the consumer group `<prefix>mapper`.
+///
+/// # Errors
+/// The bus refused the subscription.
+pub async fn run(
+    ctx: WorkerContext,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let topics: Vec<String> = ctx
+        .mappings
+        .read()
+        .map(|s| s.connectors())
+        .unwrap_or_default()
+        .iter()
+        .map(|c| format!("{}raw.{c}", ctx.topic_prefix))
+        .collect();
+    if topics.is_empty() {
+        tracing::info!("no mappings: the mapping worker is idle");
+        let _ = stop.wait_for(|s| *s).await;
+        return Ok(());
+    }
+    let group = format!("{}mapper", ctx.topic_prefix);
+    let mut consumer = ctx
+        .bus
+        .subscribe(&group, &topics)
+        .await
+        .map_err(|e| format!("subscribing {group} to {topics:?}: {e}"))?;
+    let mut decoder = RawDecoder::new(ctx.registry.clone());
+    let mut publisher = Publisher::new(
+        Arc::clone(&ctx.bus),
+        ctx.registry.clone(),
+        &ctx.topic_prefix,
+    );
+    let mut failures = 0u32;
+    tracing::info!(?topics, "mapping worker running");
+    while !*stop.borrow() {
+        let batch = tokio::select! {
+            r = consumer.poll(2_000, Duration::from_millis(500)) => r,
+            _ = stop.changed() => break,
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("mapping worker: reading the raw topics: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        if let Err(e) = process(&ctx, &mut decoder, &mut publisher, &batch).await {
+            // Nothing committed: the batch is read again after a pause.
+            failures += 1;
+            tracing::error!("mapping worker: {e}; retrying");
+            tokio::time::sleep(Duration::from_secs(u64::from(failures.min(30)))).await;
+            let group = format!("{}mapper", ctx.topic_prefix);
+            consumer = ctx
+                .bus
+                .subscribe(&group, &topics)
+                .await
+                .map_err(|e| format!("subscribing {group} again: {e}"))?;
+            continue;
+        }
+        failures = 0;
+        let mut next: BTreeMap<(&str, i32), u64> = BTreeMap::new();
+        for d in &batch {
+            let n = next.entry((d.topic.as_str(), d.partition)).or_default();
+            *n = (*n).max(d.offset + 1);
+        }
+        for ((topic, partition), offset) in next {
+            if let Err(e) = consumer.commit(topic, partition, offset).await {
+                tracing::warn!("mapping worker: committing {topic}/{partition}@{offset}: {e}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+DROP TABLE quarantine_actions;
+ALTER TABLE quarantine DROP COLUMN mapping;
+ALTER TABLE quarantine DROP COLUMN errors;
+DROP TABLE mapping_versions;
