@@ -18,6 +18,12 @@ pub enum ErrorCode {
     Forbidden,
     /// No such resource or route.
     NotFound,
+    /// The request conflicts with what exists (a version reused with other content, a change
+    /// that would break consumers, a record already handled); the message says what.
+    Conflict,
+    /// The submitted document (mapping file, schema) has mistakes, listed in the message one per
+    /// line with their places.
+    Invalid,
     /// A component the request needs (store, bus) is unavailable; retry later.
     Unavailable,
     /// A fault on our side; the message says what, the log says more.
@@ -33,6 +39,8 @@ impl ErrorCode {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -11,6 +11,7 @@ mod connectors;
 pub mod error;
 mod health;
 mod ledger;
+mod mappings;
 mod registry;
 mod system;
 mod ui;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub registry: ledgerbridge_registry::Registry,
     /// The connectors of this node.
     pub connectors: Arc<ledgerbridge_connectors::Connectors>,
+    /// The mappings of this node.
+    pub mappings: Arc<ledgerbridge_mappings::Mappings>,
     /// Name of the topic that records what the node itself does (`<prefix>system`).
     pub system_topic: String,
     /// Components reported by `/api/v1/health`, in order.
@@ -109,7 +112,17 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(connectors::rewind_connector)
         .service(connectors::test_connector)
         .service(connectors::list_connector_tables)
-        .service(connectors::list_quarantine);
+        .service(connectors::list_quarantine)
+        .service(mappings::list_mappings)
+        .service(mappings::test_mapping)
+        .service(mappings::get_mapping)
+        .service(mappings::create_mapping)
+        .service(mappings::list_schemas)
+        .service(mappings::create_schema)
+        .service(mappings::get_quarantined_record)
+        .service(mappings::test_quarantined_record)
+        .service(mappings::redrive_quarantined_record)
+        .service(mappings::discard_quarantined_record);
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -44,6 +44,18 @@ fn node_with(extra: Vec<Arc<dyn HealthCheck>>) -> Node {
         registry: ledgerbridge_connectors::registry::SchemaRegistry::Local(registry.clone()),
         topic_prefix: String::new(),
     };
+    let mappings = Arc::new(
+        ledgerbridge_mappings::Mappings::open(
+            store.clone(),
+            Arc::clone(&bus),
+            registry.clone(),
+            "",
+            ledgerbridge_mappings::Pseudonymiser::new(b"test"),
+            &[],
+            "test",
+        )
+        .unwrap(),
+    );
     let state = web::Data::new(AppState {
         node_id: "test-node".into(),
         store,
@@ -54,6 +66,7 @@ fn node_with(extra: Vec<Arc<dyn HealthCheck>>) -> Node {
             connector_ctx,
             &[],
         )),
+        mappings,
         system_topic: "system".into(),
         components,
         started: Instant::now(),
@@ -259,7 +272,7 @@ async fn openapi_document_matches_the_snapshot() {
             assert!(
                 [
                     "get", "list", "create", "update", "delete", "set", "pause", "resume", "run",
-                    "rewind", "test"
+                    "rewind", "test", "redrive", "discard"
                 ]
                 .contains(&verb)
                     && id.contains('_'),

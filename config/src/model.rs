@@ -42,6 +42,37 @@ pub struct Config {
     /// The sample legacy systems of the four reference domains (what the demo runs).
     #[serde(default)]
     pub samples: SamplesConfig,
+    /// Mappings from legacy rows to canonical events.
+    #[serde(default)]
+    pub mappings: MappingsConfig,
+}
+
+/// Mappings from legacy rows to canonical events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MappingsConfig {
+    /// Mapping files deployed at start (idempotently), besides those deployed through the API.
+    /// With `[samples]` enabled, the sample systems' mappings are deployed too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<PathBuf>,
+    /// Key of the keyed pseudonyms (HMAC-SHA256), as a secret reference. Every node of a
+    /// consortium must use the same key so that one person has one pseudonym. Default: a random
+    /// key created in `<data_dir>/pseudonym.key` at first start (one node only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pseudonym_key: Option<Secret>,
+    /// Run the mapping worker (raw → canonical topics) in this process.
+    #[serde(default = "default_true")]
+    pub worker: bool,
+}
+
+impl Default for MappingsConfig {
+    fn default() -> Self {
+        Self {
+            files: Vec::new(),
+            pseudonym_key: None,
+            worker: true,
+        }
+    }
 }
 
 /// The sample legacy systems: SQLite equivalents of the hospital, mall and customs, land

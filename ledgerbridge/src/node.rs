@@ -100,6 +100,16 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         connector_ctx,
         &connector_configs,
     ));
+    let mappings = Arc::new(open_mappings(&config, &store, &bus, &registry).await?);
+    let (stop_mapper, mapper_stopped) = tokio::sync::watch::channel(false);
+    let mapper = config.mappings.worker.then(|| {
+        let ctx = mappings.worker_context();
+        tokio::spawn(async move {
+            if let Err(e) = ledgerbridge_mappings::worker::run(ctx, mapper_stopped).await {
+                tracing::error!("the mapping worker stopped: {e}");
+            }
+        })
+    });
     let components: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(StoreHealth(store.clone())),
         Arc::new(BusHealth(Arc::clone(&bus))),
@@ -112,6 +122,7 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         ledger,
         registry,
         connectors: Arc::clone(&connectors),
+        mappings: Arc::clone(&mappings),
         system_topic: system_topic.clone(),
         components,
         started: Instant::now(),
@@ -135,9 +146,78 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         samples.stop().await;
     }
     connectors.shutdown().await;
+    let _ = stop_mapper.send(true);
+    if let Some(mapper) = mapper {
+        let _ = mapper.await;
+    }
     let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });
     publish_system_event(&*bus, &system_topic, "node.stopped", &stopped).await?;
     Ok(())
+}
+
+/// The mappings: the configured files and, with `[samples]`, the sample systems' mappings,
+/// deployed at start; the pseudonym key from the configuration or the data directory.
+async fn open_mappings(
+    config: &Config,
+    store: &Store,
+    bus: &Arc<dyn Bus>,
+    registry: &ledgerbridge_registry::Registry,
+) -> Result<ledgerbridge_mappings::Mappings> {
+    let key = match &config.mappings.pseudonym_key {
+        Some(secret) => secret
+            .resolve()
+            .context("mappings.pseudonym_key")?
+            .into_bytes(),
+        None => local_pseudonym_key(&config.node.data_dir.join("pseudonym.key"))?,
+    };
+    let mut files: Vec<(String, String)> = Vec::new();
+    for path in &config.mappings.files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("mappings.files: {}", path.display()))?;
+        files.push((path.display().to_string(), text));
+    }
+    if config.samples.enabled {
+        for (name, text) in ledgerbridge_mappings::SAMPLE_SPECS {
+            files.push(((*name).to_owned(), (*text).to_owned()));
+        }
+    }
+    let (store, bus, registry) = (store.clone(), Arc::clone(bus), registry.clone());
+    let prefix = config.bus.topic_prefix.clone();
+    tokio::task::spawn_blocking(move || {
+        let initial: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        ledgerbridge_mappings::Mappings::open(
+            store,
+            bus,
+            registry,
+            &prefix,
+            ledgerbridge_mappings::Pseudonymiser::new(&key),
+            &initial,
+            "configuration",
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))
+    })
+    .await
+    .context("opening the mappings was interrupted")?
+    .context("mappings")
+}
+
+/// A random pseudonym key kept in the data directory (owner-only), for a node without a
+/// configured consortium key.
+fn local_pseudonym_key(path: &Path) -> Result<Vec<u8>> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return Ok(text.trim().as_bytes().to_vec());
+    }
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| anyhow::anyhow!("no random source for the pseudonym key"))?;
+    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(path, &key)
+        .with_context(|| format!("cannot save the pseudonym key to {}", path.display()))?;
+    tracing::warn!(file = %path.display(), "created a pseudonym key for this node only; set mappings.pseudonym_key to the consortium's key");
+    Ok(key.into_bytes())
 }
 
 async fn open_store(config: &Config) -> Result<Store> {

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod coerce;
 pub mod compat;
 pub mod engine;
+pub mod service;
 pub mod spec;
 pub mod worker;
 
@@ -19,6 +20,7 @@ mod tests;
 
 pub use catalog::{CanonicalSchema, Catalog, CatalogError, Violation};
 pub use engine::{CanonicalEvent, Mapping, Outcome, Pseudonymiser, Source, load};
+pub use service::{DryRun, MappingError, Mappings, Which};
 
 /// The canonical schemas shipped in `mappings/schemas/`, compiled into the binary.
 pub const BUILTIN_SCHEMAS: &[(&str, &str)] = &[

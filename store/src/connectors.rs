@@ -421,3 +421,62 @@ impl Store {
             .map_err(query_err("reading mapping versions"))
     }
 }
+
+impl Store {
+    /// Stores a canonical schema version (idempotent for the same text).
+    ///
+    /// # Errors
+    /// The version exists with other content, or the query fails.
+    pub fn add_canonical_schema(
+        &self,
+        event_type: &str,
+        version: i32,
+        schema_json: &str,
+        by: &str,
+    ) -> Result<()> {
+        use crate::schema::canonical_schemas::dsl;
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        write_transaction(&mut conn, |c| {
+            let existing = dsl::canonical_schemas
+                .filter(dsl::event_type.eq(event_type).and(dsl::version.eq(version)))
+                .select(dsl::schema_json)
+                .first::<String>(c)
+                .optional()?;
+            match existing {
+                Some(text) if text == schema_json => Ok(()),
+                Some(_) => Err(diesel::result::Error::RollbackTransaction),
+                None => diesel::insert_into(dsl::canonical_schemas)
+                    .values((
+                        dsl::event_type.eq(event_type),
+                        dsl::version.eq(version),
+                        dsl::schema_json.eq(schema_json),
+                        dsl::deployed_by.eq(by),
+                        dsl::deployed_at_ms.eq(now),
+                    ))
+                    .execute(c)
+                    .map(|_| ()),
+            }
+        })
+        .map_err(|e| match e {
+            diesel::result::Error::RollbackTransaction => crate::StoreError::Conflict(format!(
+                "{event_type} version {version} exists with other content: give the change a new version"
+            )),
+            other => query_err("storing a canonical schema")(other),
+        })
+    }
+
+    /// Every stored canonical schema, as JSON text, by event type and version.
+    ///
+    /// # Errors
+    /// The query fails.
+    pub fn canonical_schemas(&self) -> Result<Vec<String>> {
+        use crate::schema::canonical_schemas::dsl;
+        let mut conn = self.conn()?;
+        dsl::canonical_schemas
+            .order((dsl::event_type, dsl::version))
+            .select(dsl::schema_json)
+            .load(&mut *conn)
+            .map_err(query_err("reading canonical schemas"))
+    }
+}

@@ -173,3 +173,13 @@ diesel::table! {
         active -> Bool,
     }
 }
+
+diesel::table! {
+    canonical_schemas (event_type, version) {
+        event_type -> Text,
+        version -> Integer,
+        schema_json -> Text,
+        deployed_by -> Text,
+        deployed_at_ms -> BigInt,
+    }
+}

@@ -24,3 +24,13 @@ CREATE TABLE quarantine_actions (
 );
 
 CREATE INDEX quarantine_actions_by_record ON quarantine_actions (quarantine_id, id);
+
+-- Canonical schemas deployed after the shipped ones (new versions, checked for compatibility).
+CREATE TABLE canonical_schemas (
+    event_type TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    schema_json TEXT NOT NULL,
+    deployed_by TEXT NOT NULL,
+    deployed_at_ms BIGINT NOT NULL,
+    PRIMARY KEY (event_type, version)
+);
