@@ -120,6 +120,16 @@ impl Mappings {
         for (file, text) in initial {
             let m = load(text, file, &catalog).map_err(MappingError::Invalid)?;
             let version = i32::try_from(m.spec.version).unwrap_or(i32::MAX);
+            // A newer version deployed since (through the API) stays active.
+            let active = store
+                .mapping_versions(Some(&m.spec.name))?
+                .into_iter()
+                .find(|v| v.active)
+                .map(|v| v.version);
+            if active.is_some_and(|a| a > version) {
+                tracing::info!(mapping = %m.spec.name, file, version, active, "a newer version is active; the file's version stays stored");
+                continue;
+            }
             store.deploy_mapping(&m.spec.name, version, text, by)?;
         }
         let this = Self {
