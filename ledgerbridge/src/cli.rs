@@ -109,6 +109,13 @@ enum BenchCommand {
         #[arg(long, value_name = "HOST:PORT")]
         kafka: Option<String>,
     },
+    /// Records per second through map + validate on one core (the customs declaration mapping),
+    /// beside the rate of merely copying each record.
+    Mapping {
+        /// Records to map.
+        #[arg(long, default_value_t = 500_000)]
+        records: usize,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -312,6 +319,11 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 postgres,
                 kafka,
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Mapping { records }) => {
+            anyhow::ensure!(records > 0, "--records must be at least 1");
+            crate::bench_mapping::mapping(&crate::bench_mapping::MappingBench { records })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Ledger(LedgerCommand::Keys { node, channel }) => {

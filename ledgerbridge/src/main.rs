@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_connector;
+mod bench_mapping;
 mod cli;
 mod legacy;
 mod node;

@@ -7,6 +7,7 @@
 //! validates the event against its schema; every problem is reported with the JSON pointer of the
 //! field, the source column and the value.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use ledgerbridge_config::{ConfigError, ConfigPath, Issue};
@@ -44,9 +45,7 @@ impl Pseudonymiser {
         ctx.update(value.as_bytes());
         let mut out = String::with_capacity(68);
         out.push_str("psn:");
-        for b in ctx.sign().as_ref() {
-            out.push_str(&format!("{b:02x}"));
-        }
+        push_hex(&mut out, ctx.sign().as_ref());
         out
     }
 }
@@ -353,15 +352,24 @@ impl Mapping {
             .and_then(|s| data.get(s))
             .cloned()
             .unwrap_or(J::Null);
-        let json = serde_json::json!({
-            "event_id": event_id,
-            "event_type": schema.event_type,
-            "schema_version": schema.version,
-            "mapping": {"name": self.spec.name, "version": self.spec.version},
-            "subject": subject,
-            "source": source,
-            "data": data,
-        });
+        let mut mapping = Map::with_capacity(2);
+        mapping.insert("name".into(), J::String(self.spec.name.clone()));
+        mapping.insert("version".into(), J::from(self.spec.version));
+        let mut src = Map::with_capacity(5);
+        src.insert("connector".into(), J::String(source.connector.clone()));
+        src.insert("table".into(), J::String(source.table.clone()));
+        src.insert("key".into(), J::String(source.key.clone()));
+        src.insert("position".into(), J::String(source.position.clone()));
+        src.insert("extracted_at".into(), J::from(source.extracted_at));
+        let mut envelope = Map::with_capacity(7);
+        envelope.insert("event_id".into(), J::String(event_id.clone()));
+        envelope.insert("event_type".into(), J::String(schema.event_type.clone()));
+        envelope.insert("schema_version".into(), J::from(schema.version));
+        envelope.insert("mapping".into(), J::Object(mapping));
+        envelope.insert("subject".into(), subject);
+        envelope.insert("source".into(), J::Object(src));
+        envelope.insert("data".into(), data);
+        let json = J::Object(envelope);
         Outcome::Event(CanonicalEvent {
             event_id,
             event_type: schema.event_type.clone(),
@@ -387,10 +395,17 @@ fn event_id(schema: &CanonicalSchema, data: &J) -> String {
     let mut id = String::with_capacity(schema.event_type.len() + 65);
     id.push_str(&schema.event_type);
     id.push(':');
-    for b in ctx.finish().as_ref() {
-        id.push_str(&format!("{b:02x}"));
-    }
+    push_hex(&mut id, ctx.finish().as_ref());
     id
+}
+
+/// Lower-case hex of `bytes`, appended (on the hot path: no formatting machinery).
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
 }
 
 fn as_text(v: &J) -> String {
@@ -414,10 +429,13 @@ fn matches(c: &Condition, row: &Map<String, J>) -> bool {
 
 /// The value of one field, `Ok(None)` when it is optional and absent.
 fn field_value(f: &Field, row: &Map<String, J>, p: &Pseudonymiser) -> Result<Option<J>, String> {
-    let raw = if let Some(v) = &f.value {
-        Some(v.clone())
+    // Borrowed from the row until a new value has to be made (the hot path allocates little).
+    let raw: Option<Cow<'_, J>> = if let Some(v) = &f.value {
+        Some(Cow::Borrowed(v))
     } else if f.from.len() == 1 {
-        row.get(&f.from[0]).filter(|v| !v.is_null()).cloned()
+        row.get(&f.from[0])
+            .filter(|v| !v.is_null())
+            .map(Cow::Borrowed)
     } else {
         // Several columns joined; a missing one counts as missing.
         let parts: Option<Vec<String>> = f
@@ -430,7 +448,7 @@ fn field_value(f: &Field, row: &Map<String, J>, p: &Pseudonymiser) -> Result<Opt
                 })
             })
             .collect();
-        parts.map(|p| J::String(p.join(f.join.as_deref().unwrap_or(""))))
+        parts.map(|p| Cow::Owned(J::String(p.join(f.join.as_deref().unwrap_or("")))))
     };
     let source = || match f.from.as_slice() {
         [] => "the constant".to_owned(),
@@ -438,14 +456,16 @@ fn field_value(f: &Field, row: &Map<String, J>, p: &Pseudonymiser) -> Result<Opt
         many => format!("`{}`", many.join("` + `")),
     };
     let mut v = match raw {
-        Some(J::String(s)) if f.trim && s.trim().is_empty() => None,
+        Some(c) if f.trim && matches!(&*c, J::String(s) if s.trim().is_empty()) => None,
         other => other,
     };
-    if let (Some(J::String(s)), Some((sep, part))) = (&v, &f.split) {
+    if let (Some(c), Some((sep, part))) = (&v, &f.split)
+        && let J::String(s) = &**c
+    {
         let piece = s
             .split(sep.as_str())
             .nth(*part)
-            .map(|x| J::String(x.to_owned()));
+            .map(|x| Cow::Owned(J::String(x.to_owned())));
         if piece.is_none() {
             return Err(format!(
                 "{} = {s:?} has no part {part} when split on {sep:?}",
@@ -454,10 +474,12 @@ fn field_value(f: &Field, row: &Map<String, J>, p: &Pseudonymiser) -> Result<Opt
         }
         v = piece;
     }
-    if let Some(J::String(s)) = &v
-        && f.trim
+    if f.trim
+        && let Some(c) = &v
+        && let J::String(s) = &**c
+        && s.trim().len() != s.len()
     {
-        v = Some(J::String(s.trim().to_owned()));
+        v = Some(Cow::Owned(J::String(s.trim().to_owned())));
     }
     let Some(v) = v else {
         return match (&f.default, f.optional) {
@@ -466,15 +488,19 @@ fn field_value(f: &Field, row: &Map<String, J>, p: &Pseudonymiser) -> Result<Opt
             (None, false) => Err(format!("{} is missing or empty", source())),
         };
     };
-    let v = match &f.lookup {
+    let v: Cow<'_, J> = match &f.lookup {
         Some(table) => {
-            let code = as_text(&v);
-            match table.entries.get(code.trim()).or(table.default.as_ref()) {
-                Some(mapped) => mapped.clone(),
+            let found = match &*v {
+                J::String(code) => table.entries.get(code.trim()),
+                other => table.entries.get(&other.to_string()),
+            };
+            match found.or(table.default.as_ref()) {
+                Some(mapped) => Cow::Borrowed(mapped),
                 None => {
                     return Err(format!(
-                        "{} = {code:?} is not in the code table (codes: {})",
+                        "{} = {:?} is not in the code table (codes: {})",
                         source(),
+                        as_text(&v),
                         table.entries.keys().cloned().collect::<Vec<_>>().join(", ")
                     ));
                 }
@@ -489,7 +515,7 @@ fn field_value(f: &Field, row: &Map<String, J>, p: &Pseudonymiser) -> Result<Opt
         implied_decimals: f.implied_decimals,
     };
     let converted = if f.lookup.is_some() && f.conversion == Conversion::String {
-        v
+        v.into_owned()
     } else {
         coerce::convert(f.conversion, &v, options)
             .map_err(|e| format!("{} = {}: {e}", source(), v))?
