@@ -805,3 +805,149 @@ fn connectors_are_controlled_over_http() {
     assert_eq!(node.get("/api/v1/quarantine?limit=0", token).0, 400);
     assert_eq!(node.stop(), 0);
 }
+
+/// Mappings over HTTP on the demo: its sample mappings turn the sample systems' rows into
+/// canonical events; a malformed mapping file is refused with every error and its line; a
+/// mapping reading a column the source does not have is refused at deploy time; a dry-run on a
+/// connector's latest rows publishes nothing; a breaking schema change is refused with its
+/// reasons and a compatible one is accepted.
+#[test]
+fn mappings_are_deployed_checked_and_dry_run_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = Node::start(&[
+        "demo",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let token = Some(token.trim());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, m) = node.get("/api/v1/mappings", token);
+        if m["stats"]["events"].as_u64().unwrap_or(0) >= 5 {
+            assert_eq!(m["active"].as_array().unwrap().len(), 8, "{m}");
+            assert_eq!(
+                m["stats"]["quarantined"], 0,
+                "the sample data maps cleanly: {m}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "no canonical events: {m}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let malformed = "[mapping]\nname = \"x\"\nversion = 0\n\n[fields]\nfoo = { from = \"a\", as = \"money\" }\n";
+    let (status, err) = node.post(
+        "/api/v1/mappings",
+        token,
+        serde_json::json!({"spec": malformed}),
+    );
+    assert_eq!(status, 422, "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    for expected in [
+        "line 3:1: mapping.version: expected a whole number of at least 1",
+        "mapping.source: missing",
+        "line 6:",
+        "`money` is not a conversion",
+    ] {
+        assert!(
+            message.contains(expected),
+            "`{expected}` missing from:\n{message}"
+        );
+    }
+
+    let (_, versions) = node.get("/api/v1/mappings/mall-customs-declarations", token);
+    let v1 = versions[0]["spec"].as_str().unwrap().to_owned();
+    let missing_column = v1
+        .replace("version = 1\nsource", "version = 2\nsource")
+        .replace("from = \"hbl_no\"", "from = \"house_bl_no\"");
+    let (status, err) = node.post(
+        "/api/v1/mappings",
+        token,
+        serde_json::json!({"spec": missing_column}),
+    );
+    assert_eq!(status, 422, "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("fields.hbl_no") && message.contains("has no column `house_bl_no`"),
+        "{message}"
+    );
+
+    let (status, results) = node.post(
+        "/api/v1/mappings/dry-run",
+        token,
+        serde_json::json!({"mapping": "mall-orders", "connector": "sample-mall", "limit": 20}),
+    );
+    assert_eq!(status, 200, "{results}");
+    let results = results.as_array().unwrap();
+    assert!(!results.is_empty());
+    assert!(
+        results
+            .iter()
+            .all(|r| r["outcome"] == "event" || r["outcome"] == "failed")
+    );
+    let (status, one) = node.post(
+        "/api/v1/mappings/dry-run",
+        token,
+        serde_json::json!({"spec": v1, "rows": [{"row": {"declaration_no": "D1", "clear_status_cd": "09"}}]}),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(one[0]["outcome"], "failed");
+    let pointers: Vec<&str> = one[0]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert!(
+        pointers.contains(&"/data/status") && pointers.contains(&"/data/declared_value_krw"),
+        "{pointers:?}"
+    );
+
+    let (_, schemas) = node.get("/api/v1/schemas", None);
+    let decl = schemas
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["event_type"] == "customs.declaration")
+        .unwrap();
+    let mut breaking = decl["schema"].clone();
+    breaking["x-ledgerbridge"]["version"] = serde_json::json!(2);
+    breaking["properties"]
+        .as_object_mut()
+        .unwrap()
+        .remove("hbl_no");
+    breaking["required"] = serde_json::json!(
+        breaking["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| *r != "hbl_no")
+            .collect::<Vec<_>>()
+    );
+    let (status, err) = node.post(
+        "/api/v1/schemas",
+        token,
+        serde_json::json!({"schema": breaking}),
+    );
+    assert_eq!(status, 409, "{err}");
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("hbl_no"),
+        "{err}"
+    );
+    let mut compatible = decl["schema"].clone();
+    compatible["x-ledgerbridge"]["version"] = serde_json::json!(2);
+    compatible["properties"]["remarks"] =
+        serde_json::json!({"type": "string", "description": "free text"});
+    let (status, added) = node.post(
+        "/api/v1/schemas",
+        token,
+        serde_json::json!({"schema": compatible}),
+    );
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["version"], 2);
+    assert_eq!(node.stop(), 0);
+}
