@@ -153,6 +153,10 @@ pub struct LedgerConfig {
     /// Directory of the signing keys (owner-only). Default: `keys` in the data directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys_dir: Option<PathBuf>,
+    /// Run the anchoring worker in this process: canonical events are appended to the channel
+    /// their schema names, then their offsets committed.
+    #[serde(default = "default_true")]
+    pub anchor: bool,
 }
 
 fn default_channels() -> Vec<String> {
@@ -167,6 +171,7 @@ impl Default for LedgerConfig {
             channels: default_channels(),
             origin_prefix: None,
             keys_dir: None,
+            anchor: true,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The `ledgerbridge` command: run a node (`demo`, `serve`), check configurations, verify proofs.
 
+mod anchor;
 mod bench;
 mod bench_connector;
 mod bench_mapping;

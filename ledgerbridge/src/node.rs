@@ -110,10 +110,32 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
             }
         })
     });
+    let anchor_stats = Arc::new(crate::anchor::AnchorStats::default());
+    let anchorer = config.ledger.anchor.then(|| {
+        let ctx = crate::anchor::AnchorContext {
+            bus: Arc::clone(&bus),
+            ledger: ledger.clone(),
+            mappings: Arc::clone(&mappings),
+            registry: registry.clone(),
+            store: store.clone(),
+            prefix: config.bus.topic_prefix.clone(),
+            stats: Arc::clone(&anchor_stats),
+        };
+        let stopped = stop_mapper.subscribe();
+        tokio::spawn(async move {
+            if let Err(e) = crate::anchor::run(ctx, stopped).await {
+                tracing::error!("the anchoring worker stopped: {e}");
+            }
+        })
+    });
     let components: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(StoreHealth(store.clone())),
         Arc::new(BusHealth(Arc::clone(&bus))),
         Arc::new(LedgerHealth(ledger.clone())),
+        Arc::new(crate::anchor::PipelineHealth {
+            mappings: Arc::clone(&mappings),
+            anchor: Arc::clone(&anchor_stats),
+        }),
     ];
     let state = actix_web::web::Data::new(AppState {
         node_id: config.node.id.clone(),
@@ -147,8 +169,8 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
     }
     connectors.shutdown().await;
     let _ = stop_mapper.send(true);
-    if let Some(mapper) = mapper {
-        let _ = mapper.await;
+    for task in [mapper, anchorer].into_iter().flatten() {
+        let _ = task.await;
     }
     let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });
     publish_system_event(&*bus, &system_topic, "node.stopped", &stopped).await?;

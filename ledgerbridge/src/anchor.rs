@@ -1,0 +1,363 @@
+//! The anchoring worker: consumes the canonical topics, appends each event to its ledger
+//! channel (the channel its canonical schema names), and only then commits the consumed
+//! offsets. Append is idempotent by event id, so redelivery after a crash adds nothing. Every
+//! anchored event's latency (extraction at the source → anchored and covered by a signed
+//! checkpoint, which the append returns with) is recorded for the status and metrics.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ledgerbridge_bus::{Bus, Delivered};
+use ledgerbridge_ledger::{Ledger, NewEntry};
+use ledgerbridge_mappings::avro::CanonicalAvro;
+use ledgerbridge_mappings::{CanonicalSchema, Mappings};
+use ledgerbridge_registry::Registry;
+use ledgerbridge_store::{NewQuarantined, Store};
+use serde_json::Value as J;
+
+/// The anchoring worker's counters and recent latencies.
+#[derive(Debug, Default)]
+pub(crate) struct AnchorStats {
+    /// Canonical events read.
+    pub(crate) consumed: AtomicU64,
+    /// Events appended to the ledger.
+    pub(crate) anchored: AtomicU64,
+    /// Events already in the ledger (redelivered).
+    pub(crate) existing: AtomicU64,
+    /// Events quarantined (no such channel, unreadable).
+    pub(crate) quarantined: AtomicU64,
+    /// Source extraction → anchored latencies of the last events, milliseconds.
+    latencies: Mutex<VecDeque<i64>>,
+}
+
+const LATENCY_WINDOW: usize = 10_000;
+
+impl AnchorStats {
+    fn record_latency(&self, ms: i64) {
+        if let Ok(mut l) = self.latencies.lock() {
+            if l.len() == LATENCY_WINDOW {
+                l.pop_front();
+            }
+            l.push_back(ms);
+        }
+    }
+
+    /// (p50, p99) of the recent latencies, milliseconds.
+    pub(crate) fn latency(&self) -> Option<(i64, i64)> {
+        let mut v: Vec<i64> = self.latencies.lock().ok()?.iter().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_unstable();
+        let at = |p: f64| {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                clippy::cast_precision_loss
+            )]
+            let i = ((v.len() - 1) as f64 * p).round() as usize;
+            v[i]
+        };
+        Some((at(0.5), at(0.99)))
+    }
+}
+
+/// What the anchoring worker needs.
+#[derive(Debug, Clone)]
+pub(crate) struct AnchorContext {
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) ledger: Ledger,
+    pub(crate) mappings: Arc<Mappings>,
+    pub(crate) registry: Registry,
+    pub(crate) store: Store,
+    pub(crate) prefix: String,
+    pub(crate) stats: Arc<AnchorStats>,
+}
+
+/// Decoders of canonical records by schema id.
+struct Decoders {
+    registry: Registry,
+    mappings: Arc<Mappings>,
+    by_id: HashMap<u32, (Arc<CanonicalAvro>, Arc<CanonicalSchema>)>,
+}
+
+impl Decoders {
+    fn get(
+        &mut self,
+        event_type: &str,
+        id: u32,
+    ) -> Result<(Arc<CanonicalAvro>, Arc<CanonicalSchema>), String> {
+        if let Some(found) = self.by_id.get(&id) {
+            return Ok(found.clone());
+        }
+        let text = self
+            .registry
+            .schema(i64::from(id))
+            .map_err(|e| format!("schema {id}: {e}"))?;
+        let registered = apache_avro::Schema::parse_str(&text)
+            .map_err(|e| format!("schema {id}: {e}"))?
+            .canonical_form();
+        for schema in self.mappings.schemas() {
+            if schema.event_type != event_type {
+                continue;
+            }
+            let avro = ledgerbridge_mappings::avro::canonical_schema(&schema.json)
+                .map_err(|e| e.to_string())?;
+            if avro.schema.canonical_form() == registered {
+                let found = (Arc::new(avro), schema);
+                self.by_id.insert(id, found.clone());
+                return Ok(found);
+            }
+        }
+        Err(format!(
+            "schema {id} is no version of {event_type} this node knows"
+        ))
+    }
+}
+
+fn entry(event: &J, bytes_of_payload: Vec<u8>) -> NewEntry {
+    let text = |p: &str| {
+        event
+            .pointer(p)
+            .and_then(J::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    NewEntry {
+        event_id: text("/event_id"),
+        event_type: text("/event_type"),
+        connector: text("/source/connector"),
+        source_position: format!(
+            "{} key={} {}",
+            text("/source/table"),
+            text("/source/key"),
+            text("/source/position")
+        ),
+        mapping_version: format!(
+            "{}@{}",
+            text("/mapping/name"),
+            event
+                .pointer("/mapping/version")
+                .and_then(J::as_u64)
+                .unwrap_or_default()
+        ),
+        subject: event.get("subject").and_then(J::as_str).map(str::to_owned),
+        payload: bytes_of_payload,
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Anchors one batch; returns when every event is in the ledger or quarantined.
+async fn process(
+    ctx: &AnchorContext,
+    decoders: &mut Decoders,
+    batch: &[Delivered],
+) -> Result<(), String> {
+    let canonical = format!("{}canonical.", ctx.prefix);
+    let mut by_channel: BTreeMap<String, Vec<(NewEntry, i64)>> = BTreeMap::new();
+    let mut failed = Vec::new();
+    let channels: Vec<String> = {
+        let ledger = ctx.ledger.clone();
+        tokio::task::spawn_blocking(move || ledger.channels())
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
+    };
+    for d in batch {
+        ctx.stats.consumed.fetch_add(1, Ordering::Relaxed);
+        let event_type = d.topic.strip_prefix(&canonical).unwrap_or(&d.topic);
+        let decoded = ledgerbridge_mappings::avro::schema_id(&d.record.value)
+            .map_err(|e| e.to_string())
+            .and_then(|id| decoders.get(event_type, id))
+            .and_then(|(avro, schema)| {
+                ledgerbridge_mappings::avro::decode(&avro, &d.record.value)
+                    .map(|event| (event, schema))
+                    .map_err(|e| e.to_string())
+            });
+        let (event, schema) = match decoded {
+            Ok(x) => x,
+            Err(reason) => {
+                failed.push((d, format!("cannot read the canonical event: {reason}")));
+                continue;
+            }
+        };
+        if !channels.contains(&schema.channel) {
+            failed.push((
+                d,
+                format!(
+                    "channel `{}` of {} is not kept by this node (ledger.channels)",
+                    schema.channel, schema.event_type
+                ),
+            ));
+            continue;
+        }
+        let extracted = event
+            .pointer("/source/extracted_at")
+            .and_then(J::as_i64)
+            .unwrap_or_default();
+        let payload = event.to_string().into_bytes();
+        by_channel
+            .entry(schema.channel.clone())
+            .or_default()
+            .push((entry(&event, payload), extracted));
+    }
+    for (channel, entries) in by_channel {
+        let ledger = ctx.ledger.clone();
+        let (batch, extracted): (Vec<NewEntry>, Vec<i64>) = entries.into_iter().unzip();
+        let ch = channel.clone();
+        let (appended, _) = tokio::task::spawn_blocking(move || ledger.append(&ch, &batch))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("anchoring in `{channel}`: {e}"))?;
+        let anchored_at = now_ms();
+        for (a, at) in appended.iter().zip(extracted) {
+            if a.existing {
+                ctx.stats.existing.fetch_add(1, Ordering::Relaxed);
+            } else {
+                ctx.stats.anchored.fetch_add(1, Ordering::Relaxed);
+                if at > 0 {
+                    ctx.stats.record_latency(anchored_at - at);
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let rows: Vec<NewQuarantined> = failed
+            .iter()
+            .map(|(d, reason)| NewQuarantined {
+                stage: "anchor",
+                source: d.topic.clone(),
+                stream: d.topic.clone(),
+                position: format!("{}:{}:{}", d.topic, d.partition, d.offset),
+                reason: reason.clone(),
+                payload: d
+                    .record
+                    .key
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default()
+                    .into_owned(),
+                errors: "[]".into(),
+                mapping: String::new(),
+            })
+            .collect();
+        for r in &rows {
+            tracing::warn!(position = %r.position, "not anchored, quarantined: {}", r.reason);
+        }
+        ctx.stats
+            .quarantined
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        let store = ctx.store.clone();
+        tokio::task::spawn_blocking(move || store.quarantine(&rows))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("quarantining: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Runs until `stop` turns true, in the consumer group `<prefix>anchor`.
+pub(crate) async fn run(
+    ctx: AnchorContext,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let mut types: Vec<String> = ctx
+        .mappings
+        .schemas()
+        .iter()
+        .map(|s| s.event_type.clone())
+        .collect();
+    types.dedup();
+    let topics: Vec<String> = types
+        .iter()
+        .map(|t| format!("{}canonical.{t}", ctx.prefix))
+        .collect();
+    let group = format!("{}anchor", ctx.prefix);
+    let mut consumer = ctx
+        .bus
+        .subscribe(&group, &topics)
+        .await
+        .map_err(|e| format!("subscribing {group}: {e}"))?;
+    let mut decoders = Decoders {
+        registry: ctx.registry.clone(),
+        mappings: Arc::clone(&ctx.mappings),
+        by_id: HashMap::new(),
+    };
+    let mut failures = 0u32;
+    tracing::info!(topics = topics.len(), "anchoring worker running");
+    while !*stop.borrow() {
+        let batch = tokio::select! {
+            r = consumer.poll(5_000, Duration::from_millis(200)) => r,
+            _ = stop.changed() => break,
+        };
+        let batch = match batch {
+            Ok(b) if b.is_empty() => continue,
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("anchoring worker: reading the canonical topics: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = process(&ctx, &mut decoders, &batch).await {
+            failures += 1;
+            tracing::error!("anchoring worker: {e}; retrying");
+            tokio::time::sleep(Duration::from_secs(u64::from(failures.min(30)))).await;
+            consumer = ctx
+                .bus
+                .subscribe(&group, &topics)
+                .await
+                .map_err(|e| format!("subscribing {group} again: {e}"))?;
+            continue;
+        }
+        failures = 0;
+        let mut next: BTreeMap<(&str, i32), u64> = BTreeMap::new();
+        for d in &batch {
+            let n = next.entry((d.topic.as_str(), d.partition)).or_default();
+            *n = (*n).max(d.offset + 1);
+        }
+        for ((topic, partition), offset) in next {
+            if let Err(e) = consumer.commit(topic, partition, offset).await {
+                tracing::warn!("anchoring worker: committing {topic}/{partition}@{offset}: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The pipeline's stages as a health component: what the mapping and anchoring workers did and
+/// the source → anchored latency.
+#[derive(Debug)]
+pub(crate) struct PipelineHealth {
+    pub(crate) mappings: Arc<Mappings>,
+    pub(crate) anchor: Arc<AnchorStats>,
+}
+
+#[async_trait::async_trait]
+impl ledgerbridge_api::HealthCheck for PipelineHealth {
+    fn name(&self) -> &str {
+        "pipeline"
+    }
+
+    async fn check(&self) -> Result<String, String> {
+        let m = &self.mappings.stats;
+        let a = &self.anchor;
+        let latency = a.latency().map_or_else(
+            || "no latency yet".to_owned(),
+            |(p50, p99)| format!("source→anchored p50 {p50} ms, p99 {p99} ms"),
+        );
+        Ok(format!(
+            "mapped {} events ({} quarantined); anchored {} ({} redelivered, {} quarantined); {latency}",
+            m.events.load(Ordering::Relaxed),
+            m.quarantined.load(Ordering::Relaxed),
+            a.anchored.load(Ordering::Relaxed),
+            a.existing.load(Ordering::Relaxed),
+            a.quarantined.load(Ordering::Relaxed),
+        ))
+    }
+}
