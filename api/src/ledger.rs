@@ -17,7 +17,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
 /// Largest canonical payload accepted by `create_ledger_entry`, in bytes.
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
-fn map_err(e: LedgerError) -> ApiError {
+pub(crate) fn map_err(e: LedgerError) -> ApiError {
     match e {
         LedgerError::UnknownChannel(_) | LedgerError::NoEntry { .. } => {
             ApiError::new(ErrorCode::NotFound, e.to_string())
@@ -33,7 +33,7 @@ fn map_err(e: LedgerError) -> ApiError {
     }
 }
 
-async fn run<T: Send + 'static>(
+pub(crate) async fn run<T: Send + 'static>(
     state: &web::Data<AppState>,
     f: impl FnOnce(&Ledger) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, ApiError> {

@@ -12,6 +12,7 @@ pub mod error;
 mod health;
 mod ledger;
 mod mappings;
+mod provenance;
 mod registry;
 mod system;
 mod ui;
@@ -122,7 +123,9 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(mappings::get_quarantined_record)
         .service(mappings::test_quarantined_record)
         .service(mappings::redrive_quarantined_record)
-        .service(mappings::discard_quarantined_record);
+        .service(mappings::discard_quarantined_record)
+        .service(provenance::get_provenance)
+        .service(provenance::list_provenance);
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -117,7 +117,7 @@ impl Decoders {
     }
 }
 
-fn entry(event: &J, bytes_of_payload: Vec<u8>) -> NewEntry {
+fn entry(event: &J, raw: Option<&str>, bytes_of_payload: Vec<u8>) -> NewEntry {
     let text = |p: &str| {
         event
             .pointer(p)
@@ -129,12 +129,20 @@ fn entry(event: &J, bytes_of_payload: Vec<u8>) -> NewEntry {
         event_id: text("/event_id"),
         event_type: text("/event_type"),
         connector: text("/source/connector"),
-        source_position: format!(
-            "{} key={} {}",
-            text("/source/table"),
-            text("/source/key"),
-            text("/source/position")
-        ),
+        source_position: match raw {
+            Some(raw) => format!(
+                "{} key={} {} raw={raw}",
+                text("/source/table"),
+                text("/source/key"),
+                text("/source/position")
+            ),
+            None => format!(
+                "{} key={} {}",
+                text("/source/table"),
+                text("/source/key"),
+                text("/source/position")
+            ),
+        },
         mapping_version: format!(
             "{}@{}",
             text("/mapping/name"),
@@ -201,10 +209,16 @@ async fn process(
             .and_then(J::as_i64)
             .unwrap_or_default();
         let payload = event.to_string().into_bytes();
-        by_channel
-            .entry(schema.channel.clone())
-            .or_default()
-            .push((entry(&event, payload), extracted));
+        by_channel.entry(schema.channel.clone()).or_default().push((
+            entry(
+                &event,
+                d.record
+                    .header("raw")
+                    .and_then(|h| std::str::from_utf8(h).ok()),
+                payload,
+            ),
+            extracted,
+        ));
     }
     for (channel, entries) in by_channel {
         let ledger = ctx.ledger.clone();

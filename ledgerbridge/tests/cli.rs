@@ -839,6 +839,82 @@ fn mappings_are_deployed_checked_and_dry_run_over_http() {
         std::thread::sleep(Duration::from_millis(200));
     }
 
+    // Provenance of an anchored canonical event, in one call: the first customs entry after the
+    // demo's three sample events.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let event_id = loop {
+        let (status, entry) = node.get("/api/v1/ledger/customs/entries/3", None);
+        if status == 200 {
+            break entry["event_id"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "nothing anchored in customs");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        node.get(&format!("/api/v1/provenance/{event_id}"), None).0,
+        401
+    );
+    let (status, p) = node.get(&format!("/api/v1/provenance/{event_id}"), token);
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(p["channel"], "customs");
+    assert_eq!(p["index"], 3);
+    assert!(
+        p["source"]["connector"]
+            .as_str()
+            .unwrap()
+            .starts_with("sample-"),
+        "{p}"
+    );
+    assert!(
+        p["raw"]["topic"]
+            .as_str()
+            .unwrap()
+            .starts_with("raw.sample-"),
+        "{p}"
+    );
+    assert_eq!(p["canonical"]["event_id"], event_id.as_str());
+    assert!(p["mapping"]["version"].as_u64().is_some(), "{p}");
+    assert!(
+        p["proof"]
+            .as_str()
+            .unwrap()
+            .starts_with("c2sp.org/tlog-proof@v1"),
+        "{p}"
+    );
+    let event_type = p["event_type"].as_str().unwrap();
+    let schemas = node.get("/api/v1/schemas", None).1;
+    let key_fields: Vec<String> = schemas
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["event_type"] == event_type)
+        .unwrap()["key"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    let key: Vec<String> = key_fields
+        .iter()
+        .map(|k| match &p["canonical"]["data"][k] {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    let (status, by_key) = node.get(
+        &format!(
+            "/api/v1/provenance?event_type={event_type}&key={}",
+            key.join(",")
+        ),
+        token,
+    );
+    assert_eq!(status, 200, "{by_key}");
+    assert_eq!(
+        by_key["event_id"],
+        event_id.as_str(),
+        "the business key finds the same record"
+    );
+
     let malformed = "[mapping]\nname = \"x\"\nversion = 0\n\n[fields]\nfoo = { from = \"a\", as = \"money\" }\n";
     let (status, err) = node.post(
         "/api/v1/mappings",

@@ -382,18 +382,30 @@ impl Mapping {
 
 /// `<event_type>:` + hex SHA-256 of the event type and the business key values.
 fn event_id(schema: &CanonicalSchema, data: &J) -> String {
+    let values: Vec<String> = schema
+        .key
+        .iter()
+        .map(|k| match data.get(k) {
+            Some(J::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => String::new(),
+        })
+        .collect();
+    event_id_for(&schema.event_type, values.iter().map(String::as_str))
+}
+
+/// The event id of an event type's business key values (as text, in the schema's key order):
+/// what provenance look-ups by business key use.
+#[must_use]
+pub fn event_id_for<'a>(event_type: &str, key: impl IntoIterator<Item = &'a str>) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(schema.event_type.as_bytes());
-    for k in &schema.key {
+    ctx.update(event_type.as_bytes());
+    for k in key {
         ctx.update(b"\0");
-        match data.get(k) {
-            Some(J::String(s)) => ctx.update(s.as_bytes()),
-            Some(v) => ctx.update(v.to_string().as_bytes()),
-            None => {}
-        }
+        ctx.update(k.as_bytes());
     }
-    let mut id = String::with_capacity(schema.event_type.len() + 65);
-    id.push_str(&schema.event_type);
+    let mut id = String::with_capacity(event_type.len() + 65);
+    id.push_str(event_type);
     id.push(':');
     push_hex(&mut id, ctx.finish().as_ref());
     id

@@ -19,7 +19,7 @@ pub mod worker;
 mod tests;
 
 pub use catalog::{CanonicalSchema, Catalog, CatalogError, Violation};
-pub use engine::{CanonicalEvent, Mapping, Outcome, Pseudonymiser, Source, load};
+pub use engine::{CanonicalEvent, Mapping, Outcome, Pseudonymiser, Source, event_id_for, load};
 pub use service::{DryRun, MappingError, Mappings, Which};
 
 /// The canonical schemas shipped in `mappings/schemas/`, compiled into the binary.

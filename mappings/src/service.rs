@@ -432,7 +432,7 @@ impl Mappings {
                 self.publisher
                     .lock()
                     .await
-                    .publish(vec![(e.clone(), schema)])
+                    .publish(vec![(e.clone(), schema, None)])
                     .await
                     .map_err(MappingError::Unavailable)?;
                 (

@@ -258,26 +258,32 @@ impl Publisher {
         Ok(found)
     }
 
-    /// Encodes and publishes events (each topic's in the given order); returns when durable.
+    /// Encodes and publishes events (each topic's in the given order), each with the position of
+    /// the raw record it came from (`topic:partition:offset`, header `raw`) when known; returns
+    /// when durable.
     ///
     /// # Errors
     /// Registering, encoding or publishing failed; nothing should be considered published.
     pub async fn publish(
         &mut self,
-        events: Vec<(CanonicalEvent, Arc<CanonicalSchema>)>,
+        events: Vec<(CanonicalEvent, Arc<CanonicalSchema>, Option<String>)>,
     ) -> Result<(), String> {
         let mut by_topic: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-        for (event, schema) in events {
+        for (event, schema, raw) in events {
             let (avro, id) = self.encoder(&schema).await?;
             let value = crate::avro::encode(&avro, id, &event.json)
                 .map_err(|e| format!("encoding {}: {e}", event.event_id))?;
             by_topic
                 .entry(self.topic(&event.event_type))
                 .or_default()
-                .push(
-                    Record::new(Some(event.event_id.into_bytes()), value)
-                        .with_header("channel", event.channel),
-                );
+                .push({
+                    let record = Record::new(Some(event.event_id.into_bytes()), value)
+                        .with_header("channel", event.channel);
+                    match raw {
+                        Some(raw) => record.with_header("raw", raw),
+                        None => record,
+                    }
+                });
         }
         for (topic, records) in by_topic {
             self.bus
@@ -433,7 +439,11 @@ pub async fn process(
                     .into_iter()
                     .find(|s| s.event_type == e.event_type && s.version == e.schema_version)
                     .ok_or_else(|| format!("no schema for {}", e.event_type))?;
-                events.push((e, schema));
+                events.push((
+                    e,
+                    schema,
+                    Some(format!("{}:{}:{}", d.topic, d.partition, d.offset)),
+                ));
             }
             Outcome::Skipped => {
                 stats.skipped.fetch_add(1, Ordering::Relaxed);
