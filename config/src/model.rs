@@ -85,9 +85,10 @@ pub struct SamplesConfig {
     /// Run the sample systems, their load generator and their connectors.
     #[serde(default)]
     pub enabled: bool,
-    /// Rows per second the load generator writes, over all four domains.
+    /// Rows per second the load generator writes, over all four domains; 0 runs the sample
+    /// systems and their connectors without writing new rows.
     #[serde(default = "default_sample_rate")]
-    #[schemars(range(min = 0.1, max = 100_000.0))]
+    #[schemars(range(min = 0.0, max = 100_000.0))]
     pub rate: f64,
     /// Fraction of generated business events that are labelled anomalies.
     #[serde(default = "default_anomaly_rate")]

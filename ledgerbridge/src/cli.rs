@@ -68,6 +68,12 @@ struct ServeArgs {
     /// The node's configuration (see examples/config/production.toml).
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+    /// Run only these stages (repeat, or separate with commas), so a site scales them out as
+    /// separate processes on Kafka and PostgreSQL: `connector` (connectors and the sample
+    /// systems), `mapper` (raw → canonical), `anchor` (canonical → ledger), `api` (HTTP API and
+    /// UI). Default: all of them.
+    #[arg(long = "role", value_name = "ROLE", value_delimiter = ',')]
+    roles: Vec<node::Role>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -260,12 +266,17 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             if let Some(listen) = args.listen {
                 config.api.listen = listen;
             }
-            node::run(config, Mode::Demo)?;
+            node::run(config, Mode::Demo, &node::Role::ALL)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => {
             let config = load_checked(&args.config)?;
-            node::run(config, Mode::Serve)?;
+            let roles = if args.roles.is_empty() {
+                node::Role::ALL.to_vec()
+            } else {
+                args.roles
+            };
+            node::run(config, Mode::Serve, &roles)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Config(ConfigCommand::Check { file }) => Ok(check(&file)),

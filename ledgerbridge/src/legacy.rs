@@ -144,7 +144,12 @@ pub(crate) async fn start(config: &Config) -> Result<LegacySamples> {
             .unwrap_or_default(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let generate = config.samples.rate > 0.0;
     let task = tokio::spawn(async move {
+        if !generate {
+            let _ = stopped.await;
+            return;
+        }
         let stopped = async {
             let _ = stopped.await;
         };

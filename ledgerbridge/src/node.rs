@@ -12,7 +12,7 @@ use ledgerbridge_api::{AppState, BusHealth, HealthCheck, LedgerHealth, StoreHeal
 use ledgerbridge_bus::{Bus, EmbeddedLog, EmbeddedLogOptions, Record};
 use ledgerbridge_config::Config;
 use ledgerbridge_config::model::{BusBackend, LogFormat, StoreBackend};
-use ledgerbridge_store::{Role, Store};
+use ledgerbridge_store::Store;
 
 /// How the node was started; changes only what is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,13 +23,43 @@ pub(crate) enum Mode {
     Serve,
 }
 
-pub(crate) fn run(config: Config, mode: Mode) -> Result<()> {
+/// A stage of the pipeline a process runs (`ledgerbridge serve --role`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Role {
+    /// The connectors (and the sample systems with their load generator).
+    Connector,
+    /// The mapping worker: raw → canonical topics.
+    Mapper,
+    /// The anchoring worker: canonical topics → ledger.
+    Anchor,
+    /// The HTTP API and the admin UI.
+    Api,
+}
+
+impl Role {
+    /// Every stage (one process does everything).
+    pub(crate) const ALL: [Self; 4] = [Self::Connector, Self::Mapper, Self::Anchor, Self::Api];
+}
+
+pub(crate) fn run(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
     init_logging(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, mode))
+    runtime.block_on(serve(config, mode, roles))
+}
+
+/// Waits for SIGINT or SIGTERM (for processes without the HTTP server, which handles them
+/// itself).
+async fn shutdown_signal() -> Result<()> {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("cannot listen for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
 }
 
 fn init_logging(config: &Config) -> Result<()> {
@@ -46,7 +76,7 @@ fn init_logging(config: &Config) -> Result<()> {
     installed.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
 }
 
-async fn serve(config: Config, mode: Mode) -> Result<()> {
+async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
     let data_dir = &config.node.data_dir;
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
@@ -84,8 +114,12 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         },
         topic_prefix: config.bus.topic_prefix.clone(),
     };
-    let mut connector_configs = config.connectors.clone();
-    let samples = if config.samples.enabled {
+    let mut connector_configs = if roles.contains(&Role::Connector) {
+        config.connectors.clone()
+    } else {
+        Vec::new()
+    };
+    let samples = if config.samples.enabled && roles.contains(&Role::Connector) {
         let samples = crate::legacy::start(&config).await?;
         for c in &samples.connectors {
             if !connector_configs.iter().any(|mine| mine.name == c.name) {
@@ -102,7 +136,7 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
     ));
     let mappings = Arc::new(open_mappings(&config, &store, &bus, &registry).await?);
     let (stop_mapper, mapper_stopped) = tokio::sync::watch::channel(false);
-    let mapper = config.mappings.worker.then(|| {
+    let mapper = (config.mappings.worker && roles.contains(&Role::Mapper)).then(|| {
         let ctx = mappings.worker_context();
         tokio::spawn(async move {
             if let Err(e) = ledgerbridge_mappings::worker::run(ctx, mapper_stopped).await {
@@ -111,7 +145,7 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         })
     });
     let anchor_stats = Arc::new(crate::anchor::AnchorStats::default());
-    let anchorer = config.ledger.anchor.then(|| {
+    let anchorer = (config.ledger.anchor && roles.contains(&Role::Anchor)).then(|| {
         let ctx = crate::anchor::AnchorContext {
             bus: Arc::clone(&bus),
             ledger: ledger.clone(),
@@ -149,20 +183,34 @@ async fn serve(config: Config, mode: Mode) -> Result<()> {
         components,
         started: Instant::now(),
     });
-    let listen: SocketAddr = config
-        .api
-        .listen
-        .parse()
-        .with_context(|| format!("api.listen `{}` is not an address", config.api.listen))?;
-    let server = actix_web::HttpServer::new(move || ledgerbridge_api::app(state.clone()))
-        .workers(2)
-        .shutdown_timeout(config.api.shutdown_grace.get().as_secs())
-        .bind(listen)
-        .with_context(|| format!("cannot listen on {listen} (api.listen / --listen)"))?;
-    let bound = server.addrs().first().copied().unwrap_or(listen);
-    print_banner(&config, mode, &store, &*bus, bound, &token, token_is_new).await;
-
-    server.run().await.context("the HTTP server failed")?;
+    if roles.contains(&Role::Api) {
+        let listen: SocketAddr = config
+            .api
+            .listen
+            .parse()
+            .with_context(|| format!("api.listen `{}` is not an address", config.api.listen))?;
+        let server = actix_web::HttpServer::new(move || ledgerbridge_api::app(state.clone()))
+            .workers(2)
+            .shutdown_timeout(config.api.shutdown_grace.get().as_secs())
+            .bind(listen)
+            .with_context(|| format!("cannot listen on {listen} (api.listen / --listen)"))?;
+        let bound = server.addrs().first().copied().unwrap_or(listen);
+        print_banner(&config, mode, &store, &*bus, bound, &token, token_is_new).await;
+        server.run().await.context("the HTTP server failed")?;
+    } else {
+        let names: Vec<String> = roles
+            .iter()
+            .map(|r| format!("{r:?}").to_lowercase())
+            .collect();
+        println!(
+            "ledgerbridge {} — node {:?}, roles {} (no HTTP API in this process). Stop with Ctrl-C.",
+            env!("CARGO_PKG_VERSION"),
+            config.node.id,
+            names.join(", ")
+        );
+        drop(state);
+        shutdown_signal().await?;
+    }
     tracing::info!("stopping");
     if let Some(samples) = samples {
         samples.stop().await;
@@ -431,7 +479,7 @@ async fn admin_token(store: &Store, path: &Path) -> Result<(String, bool)> {
             }
             tracing::warn!(file = %path.display(), "the saved admin token is unknown to the store; creating a new one");
         }
-        let (token, _) = store.create_token("admin (created at first start)", Role::Admin)?;
+        let (token, _) = store.create_token("admin (created at first start)", ledgerbridge_store::Role::Admin)?;
         write_private(&path, &token)
             .with_context(|| format!("cannot save the admin token to {}", path.display()))?;
         Ok((token, true))
