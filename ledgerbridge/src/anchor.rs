@@ -44,6 +44,13 @@ impl AnchorStats {
         }
     }
 
+    /// Forgets the recent latencies (between benchmark phases).
+    pub(crate) fn reset_latency(&self) {
+        if let Ok(mut l) = self.latencies.lock() {
+            l.clear();
+        }
+    }
+
     /// (p50, p99) of the recent latencies, milliseconds.
     pub(crate) fn latency(&self) -> Option<(i64, i64)> {
         let mut v: Vec<i64> = self.latencies.lock().ok()?.iter().copied().collect();

@@ -122,6 +122,23 @@ enum BenchCommand {
         #[arg(long, default_value_t = 500_000)]
         records: usize,
     },
+    /// The whole pipeline in one process (SQLite source → bus → mapping → ledger): the peak rate
+    /// on a backlog, then a sustained source rate with the extraction→checkpoint latency, beside
+    /// the bus's pass-through rate.
+    Pipeline {
+        /// Rows of the backlog (peak phase).
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Rows per second written to the source in the sustained phase.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Length of the sustained phase in seconds.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Kafka bootstrap servers; the embedded log when left out.
+        #[arg(long, value_name = "HOST:PORT")]
+        kafka: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -328,6 +345,24 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
                 rows,
                 batch,
                 postgres,
+                kafka,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(BenchCommand::Pipeline {
+            rows,
+            rate,
+            seconds,
+            kafka,
+        }) => {
+            anyhow::ensure!(
+                rows > 0 && rate > 0 && seconds > 0,
+                "--rows, --rate and --seconds must be at least 1"
+            );
+            crate::bench_pipeline::pipeline(&crate::bench_pipeline::PipelineBench {
+                rows,
+                rate,
+                seconds,
                 kafka,
             })?;
             Ok(ExitCode::SUCCESS)

@@ -4,6 +4,7 @@ mod anchor;
 mod bench;
 mod bench_connector;
 mod bench_mapping;
+mod bench_pipeline;
 mod cli;
 mod legacy;
 mod node;
