@@ -122,6 +122,22 @@ pub trait Bus: Send + Sync + std::fmt::Debug {
     async fn health(&self) -> Result<String>;
 }
 
+/// Commits, for each topic and partition of `batch`, the offset after its last record: what a
+/// stage calls once everything it did with the batch is durable. Failures are logged and left
+/// for the next batch's commit (redelivery, never loss).
+pub async fn commit_batch(consumer: &mut dyn Consumer, batch: &[Delivered]) {
+    let mut next: std::collections::BTreeMap<(&str, i32), u64> = std::collections::BTreeMap::new();
+    for d in batch {
+        let n = next.entry((d.topic.as_str(), d.partition)).or_default();
+        *n = (*n).max(d.offset + 1);
+    }
+    for ((topic, partition), offset) in next {
+        if let Err(e) = consumer.commit(topic, partition, offset).await {
+            tracing::warn!("committing {topic}/{partition}@{offset}: {e}");
+        }
+    }
+}
+
 /// A member of a consumer group.
 #[async_trait]
 pub trait Consumer: Send + std::fmt::Debug {

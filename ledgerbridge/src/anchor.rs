@@ -337,16 +337,7 @@ pub(crate) async fn run(
             continue;
         }
         failures = 0;
-        let mut next: BTreeMap<(&str, i32), u64> = BTreeMap::new();
-        for d in &batch {
-            let n = next.entry((d.topic.as_str(), d.partition)).or_default();
-            *n = (*n).max(d.offset + 1);
-        }
-        for ((topic, partition), offset) in next {
-            if let Err(e) = consumer.commit(topic, partition, offset).await {
-                tracing::warn!("anchoring worker: committing {topic}/{partition}@{offset}: {e}");
-            }
-        }
+        ledgerbridge_bus::commit_batch(&mut *consumer, &batch).await;
     }
     Ok(())
 }

@@ -89,8 +89,12 @@ async fn load_source(opts: &ConnectorBench) -> Result<String> {
     Ok(url)
 }
 
-async fn open_bus(opts: &ConnectorBench, dir: &std::path::Path) -> Result<Arc<dyn Bus>> {
-    Ok(match &opts.kafka {
+/// Kafka when bootstrap servers are given, else an embedded log (fsync'd) in `dir`.
+pub(crate) async fn open_bus(
+    kafka: Option<&String>,
+    dir: &std::path::Path,
+) -> Result<Arc<dyn Bus>> {
+    Ok(match kafka {
         Some(servers) => Arc::new(
             KafkaBus::connect(KafkaSettings {
                 bootstrap_servers: servers.clone(),
@@ -151,7 +155,7 @@ pub(crate) fn connector(opts: &ConnectorBench) -> Result<()> {
 async fn run(opts: &ConnectorBench) -> Result<()> {
     let url = load_source(opts).await?;
     let dir = tempfile::tempdir().context("temporary directory")?;
-    let bus = open_bus(opts, dir.path()).await?;
+    let bus = open_bus(opts.kafka.as_ref(), dir.path()).await?;
     let store = Store::open_sqlite(&dir.path().join("bench.sqlite3"))?;
     let prefix = format!("bench{}.", std::process::id());
     let ctx = ConnectorContext {

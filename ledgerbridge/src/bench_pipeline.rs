@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ledgerbridge_bus::{Bus, EmbeddedLog, EmbeddedLogOptions, KafkaBus, KafkaSettings, Record};
+use ledgerbridge_bus::Record;
 use ledgerbridge_connectors::registry::SchemaRegistry;
 use ledgerbridge_connectors::{ConnectorContext, Connectors};
 use ledgerbridge_mappings::{Mappings, Pseudonymiser};
@@ -72,24 +72,7 @@ pub(crate) fn pipeline(opts: &PipelineBench) -> Result<()> {
 
 async fn run(opts: &PipelineBench) -> Result<()> {
     let dir = tempfile::tempdir().context("temporary directory")?;
-    let bus: Arc<dyn Bus> = match &opts.kafka {
-        Some(servers) => Arc::new(
-            KafkaBus::connect(KafkaSettings {
-                bootstrap_servers: servers.clone(),
-                client_id: "ledgerbridge-bench".into(),
-                properties: std::collections::BTreeMap::new(),
-                timeout: Duration::from_secs(10),
-                partitions: 1,
-                replication: 1,
-            })
-            .await
-            .with_context(|| format!("--kafka {servers}"))?,
-        ),
-        None => Arc::new(EmbeddedLog::open(
-            dir.path().join("log"),
-            EmbeddedLogOptions::default(),
-        )?),
-    };
+    let bus = crate::bench_connector::open_bus(opts.kafka.as_ref(), dir.path()).await?;
     let prefix = format!("benchp{}.", std::process::id());
     let store = Store::open_sqlite(&dir.path().join("store.sqlite3"))?;
     let registry = ledgerbridge_registry::Registry::new(store.clone());

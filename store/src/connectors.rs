@@ -12,7 +12,8 @@ use crate::schema::{connector_offsets, mapping_versions, quarantine, quarantine_
 use crate::{Result, Store, now_ms, query_err, write_transaction};
 
 /// A quarantined record: what came in, where from, and why it could not go on.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable)]
+#[diesel(table_name = quarantine)]
 pub struct QuarantinedRecord {
     /// Row id.
     pub id: i64,
@@ -218,19 +219,7 @@ impl Store {
         query
             .order(dsl::id.desc())
             .limit(limit)
-            .select((
-                dsl::id,
-                dsl::stage,
-                dsl::source,
-                dsl::stream,
-                dsl::position,
-                dsl::reason,
-                dsl::payload,
-                dsl::status,
-                dsl::created_at_ms,
-                dsl::errors,
-                dsl::mapping,
-            ))
+            .select(QuarantinedRecord::as_select())
             .load::<QuarantinedRecord>(&mut *conn)
             .map_err(query_err("listing quarantined records"))
     }
@@ -265,19 +254,7 @@ impl Store {
         let mut conn = self.conn()?;
         dsl::quarantine
             .filter(dsl::id.eq(id))
-            .select((
-                dsl::id,
-                dsl::stage,
-                dsl::source,
-                dsl::stream,
-                dsl::position,
-                dsl::reason,
-                dsl::payload,
-                dsl::status,
-                dsl::created_at_ms,
-                dsl::errors,
-                dsl::mapping,
-            ))
+            .select(QuarantinedRecord::as_select())
             .first::<QuarantinedRecord>(&mut *conn)
             .optional()
             .map_err(query_err("reading a quarantined record"))
