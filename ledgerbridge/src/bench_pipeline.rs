@@ -195,10 +195,18 @@ async fn run(opts: &PipelineBench) -> Result<()> {
         sent += batch;
     }
     // Read back as the workers do: a consumer group polling.
-    let mut consumer = bus.subscribe(&format!("{prefix}passthrough"), &[topic.clone()]).await?;
+    let mut consumer = bus
+        .subscribe(
+            &format!("{prefix}passthrough"),
+            std::slice::from_ref(&topic),
+        )
+        .await?;
     let mut read = 0u64;
     while read < n {
-        read += consumer.poll(10_000, Duration::from_millis(200)).await?.len() as u64;
+        read += consumer
+            .poll(10_000, Duration::from_millis(200))
+            .await?
+            .len() as u64;
     }
     let limit = n as f64 / limit_started.elapsed().as_secs_f64();
 
