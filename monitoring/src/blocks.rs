@@ -21,6 +21,9 @@ pub struct Finding {
     pub key: String,
     /// Start of the window the finding belongs to (event time, ms), for deduplication.
     pub window: i64,
+    /// What makes it a separate alert within the key and window (the event id of a
+    /// per-event finding); empty when the key and window say it all.
+    pub instance: String,
     /// Ids of the events involved.
     pub events: Vec<String>,
     /// Placeholder values.
@@ -145,6 +148,7 @@ impl WindowState {
         }
         let first = q.front().map_or(t, |h| h.t);
         Some(Finding {
+            instance: String::new(),
             key,
             window: first,
             events: q.iter().map(|h| h.id.clone()).collect(),
@@ -200,6 +204,7 @@ pub fn threshold(spec: &ThresholdSpec, ev: &J) -> Option<Finding> {
         .collect::<Vec<_>>()
         .join(", ");
     Some(Finding {
+        instance: String::new(),
         key: event::event_id(ev).to_owned(),
         window: 0,
         events: vec![event::event_id(ev).to_owned()],
@@ -284,6 +289,7 @@ impl OutlierState {
                     .is_some_and(|[lo, hi]| !ratio.is_nan() && (ratio < lo || ratio > hi));
             if fires {
                 finding = Some(Finding {
+                    instance: event::event_id(ev).to_owned(),
                     key: key.clone(),
                     window: 0,
                     events: vec![event::event_id(ev).to_owned()],
@@ -413,6 +419,7 @@ impl SequenceState {
                     .all(|c| compare_values(c, &p.ev, ev) == Some(true))
                 {
                     out.push(Finding {
+                        instance: String::new(),
                         key: key.clone(),
                         window: p.t,
                         events: vec![
@@ -524,6 +531,7 @@ impl JoinState {
                 .filter(|c| compare_values(c, l, r) == Some(true))
                 .collect();
             (!hits.is_empty()).then(|| Finding {
+                instance: String::new(),
                 key: key.clone(),
                 window: 0,
                 events: vec![event::event_id(l).to_owned(), event::event_id(r).to_owned()],
@@ -612,6 +620,7 @@ impl DedicatedState {
                 self.owners.insert(p.clone(), b);
                 match owner {
                     Some(o) if o != s => vec![Finding {
+                        instance: id.clone(),
                         key: p.clone(),
                         window: 0,
                         events: vec![id],
@@ -663,6 +672,7 @@ impl DedicatedState {
                     for (no, l) in liens {
                         if l.registered < c && l.released.is_none_or(|r| r > c) {
                             out.push(Finding {
+        instance: id.clone(),
                                 key: format!("{p}/{no}"),
                                 window: c,
                                 events: vec![id.clone(), l.id.clone()],
@@ -728,6 +738,7 @@ impl DedicatedState {
                     _ => String::new(),
                 };
                 vec![Finding {
+                    instance: id.clone(),
                     key: a.clone(),
                     window: last.unwrap_or(0),
                     events: vec![id],

@@ -155,7 +155,11 @@ impl Monitor {
             for f in findings {
                 // A window finding is raised once per window: the window starting at the
                 // first event it holds; threshold/join/dedicated ones once per key.
-                let dedup = (f.key.clone(), f.window);
+                let dedup = if f.instance.is_empty() {
+                    (f.key.clone(), f.window)
+                } else {
+                    (format!("{}#{}", f.key, f.instance), f.window)
+                };
                 if !r.raised.insert(dedup.clone()) {
                     continue;
                 }
