@@ -253,3 +253,158 @@ fn event_time(ev: &J) -> Option<i64> {
         })
         .find_map(event::time_ms)
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::rules::parse;
+
+    fn transfer(id: &str, from: &str, amount: i64, at: &str) -> J {
+        json!({"event_id": id, "event_type": "bank.transfer",
+               "data": {"from_account_id": from, "to_account_id": "x", "amount_krw": amount, "transferred_at": at}})
+    }
+
+    fn structuring() -> Vec<Rule> {
+        crate::rules::builtin()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.id == "bank.structuring")
+            .collect()
+    }
+
+    #[test]
+    fn a_window_fires_once_per_window_and_evicts() {
+        let mut m = Monitor::new(structuring());
+        assert!(
+            m.process(&transfer("a", "p", 9_500_000, "2024-01-01T00:00:00Z"), 1)
+                .is_empty()
+        );
+        assert!(
+            m.process(&transfer("b", "p", 9_100_000, "2024-01-01T10:00:00Z"), 2)
+                .is_empty()
+        );
+        // Outside the band: not counted.
+        assert!(
+            m.process(&transfer("n", "p", 10_000_000, "2024-01-01T11:00:00Z"), 3)
+                .is_empty()
+        );
+        let a = m.process(&transfer("c", "p", 9_900_000, "2024-01-01T23:00:00Z"), 4);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].event_ids, ["a", "b", "c"]);
+        assert_eq!(a[0].rule_version, 1);
+        assert!(
+            a[0].explanation.contains("3 transfers"),
+            "{}",
+            a[0].explanation
+        );
+        assert!(
+            a[0].explanation.contains("28,500,000"),
+            "{}",
+            a[0].explanation
+        );
+        // A fourth in the same window is the same alert.
+        assert!(
+            m.process(&transfer("d", "p", 9_900_000, "2024-01-01T23:30:00Z"), 5)
+                .is_empty()
+        );
+        // Two days later the window has moved on: two more are not enough.
+        assert!(
+            m.process(&transfer("e", "p", 9_900_000, "2024-01-03T23:30:00Z"), 6)
+                .is_empty()
+        );
+        assert!(
+            m.process(&transfer("f", "p", 9_900_000, "2024-01-04T00:30:00Z"), 7)
+                .is_empty()
+        );
+        let a = m.process(&transfer("g", "p", 9_900_000, "2024-01-04T01:30:00Z"), 8);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].event_ids, ["e", "f", "g"]);
+    }
+
+    #[test]
+    fn state_survives_a_restart_through_a_snapshot() {
+        let mut m = Monitor::new(structuring());
+        m.process(&transfer("a", "p", 9_500_000, "2024-01-01T00:00:00Z"), 1);
+        m.process(&transfer("b", "p", 9_500_000, "2024-01-01T01:00:00Z"), 1);
+        let saved = serde_json::to_string(&m.snapshot()).unwrap();
+        let mut fresh = Monitor::new(structuring());
+        let restored: Snapshot = serde_json::from_str(&saved).unwrap();
+        assert!(fresh.restore(restored).is_empty());
+        assert_eq!(
+            fresh
+                .process(&transfer("c", "p", 9_500_000, "2024-01-01T02:00:00Z"), 1)
+                .len(),
+            1
+        );
+        // Without the snapshot the third transfer alone does not fire.
+        let mut cold = Monitor::new(structuring());
+        assert!(
+            cold.process(&transfer("c", "p", 9_500_000, "2024-01-01T02:00:00Z"), 1)
+                .is_empty()
+        );
+        // A changed rule version starts afresh.
+        let mut bumped = structuring();
+        bumped[0].version = 2;
+        let mut m2 = Monitor::new(bumped);
+        let restored: Snapshot = serde_json::from_str(&saved).unwrap();
+        assert_eq!(m2.restore(restored), ["bank.structuring"]);
+    }
+
+    #[test]
+    fn robust_outlier_needs_its_minimum_sample_and_ignores_normal_spread() {
+        let rules = parse(
+            r#"
+[[rules]]
+id = "t.outlier"
+version = 1
+severity = "low"
+event_types = ["t"]
+explanation = "{value} vs {median} (z {z})"
+[rules.outlier]
+key = ["/data/k"]
+value = "/data/v"
+min_samples = 5
+z_above = 6.0
+"#,
+            "t.toml",
+        )
+        .unwrap();
+        let mut m = Monitor::new(rules);
+        let ev = |i: usize, v: f64| json!({"event_id": format!("e{i}"), "event_type": "t", "data": {"k": "g", "v": v}});
+        // Before the minimum sample, even a huge value is not scored.
+        assert!(m.process(&ev(0, 1000.0), 0).is_empty());
+        for (i, v) in [100.0, 110.0, 95.0, 105.0, 120.0, 90.0]
+            .into_iter()
+            .enumerate()
+        {
+            assert!(m.process(&ev(i + 1, v), 0).is_empty(), "{v}");
+        }
+        assert!(m.process(&ev(10, 130.0), 0).is_empty());
+        let a = m.process(&ev(11, 400.0), 0);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].event_ids, ["e11"]);
+        // Each outlier event is its own alert.
+        assert_eq!(m.process(&ev(12, 500.0), 0).len(), 1);
+    }
+
+    #[test]
+    fn a_join_fires_whichever_side_comes_first() {
+        let rules: Vec<Rule> = crate::rules::builtin()
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.id == "customs.undervaluation")
+            .collect();
+        let order = |no: &str, v: i64| json!({"event_id": format!("o{no}"), "event_type": "customs.order", "data": {"order_no": no, "item_value_krw": v, "ordered_at": "2024-01-01T00:00:00Z"}});
+        let decl = |no: &str, v: i64| json!({"event_id": format!("d{no}"), "event_type": "customs.declaration", "data": {"order_no": no, "declared_value_krw": v, "declared_on": "2024-01-02"}});
+        let mut m = Monitor::new(rules);
+        assert!(m.process(&order("1", 100_000), 0).is_empty());
+        assert!(m.process(&decl("1", 100_000), 0).is_empty());
+        assert!(m.process(&decl("2", 50_000), 0).is_empty());
+        let a = m.process(&order("2", 100_000), 0);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].event_ids, ["o2", "d2"]);
+        assert_eq!(a[0].key, "2");
+    }
+}
