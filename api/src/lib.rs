@@ -13,6 +13,7 @@ mod health;
 mod ledger;
 mod mappings;
 mod provenance;
+mod reconciliation;
 mod registry;
 mod system;
 mod ui;
@@ -125,7 +126,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(mappings::redrive_quarantined_record)
         .service(mappings::discard_quarantined_record)
         .service(provenance::get_provenance)
-        .service(provenance::list_provenance);
+        .service(provenance::list_provenance)
+        .service(reconciliation::run_reconciliation);
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -273,6 +273,13 @@ pub trait Source: Send {
         sink: &mut dyn Sink,
     ) -> Result<(), SourceError>;
 
+    /// The primary key (as the records' `source.key` carries it) of every row of `stream` now,
+    /// for reconciliation against what was anchored.
+    ///
+    /// # Errors
+    /// The source cannot be read, or the stream has no rows to list (batch files).
+    async fn keys(&mut self, stream: &str) -> Result<Vec<String>, SourceError>;
+
     /// The offset that makes the next pass start at `to`.
     ///
     /// # Errors

@@ -384,6 +384,21 @@ impl Connectors {
         Ok(source.discover().await?)
     }
 
+    /// The primary keys of every row of one of the connector's streams, read now with a fresh
+    /// connection (reconciliation).
+    ///
+    /// # Errors
+    /// Unknown name or stream, or the source's error.
+    pub async fn keys(&self, name: &str, stream: &str) -> Result<Vec<String>, ControlError> {
+        let mut source = build_source(&self.entry(name)?.config)?;
+        if !source.streams().iter().any(|s| s == stream) {
+            return Err(ControlError::Invalid(format!(
+                "connector `{name}` has no stream `{stream}`"
+            )));
+        }
+        Ok(source.keys(stream).await?)
+    }
+
     /// The stored offsets of a connector, by stream.
     ///
     /// # Errors

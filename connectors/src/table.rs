@@ -85,6 +85,29 @@ pub(crate) fn key_and_cursor(
     Ok(KeyAndCursor { key, cursor })
 }
 
+/// The key text of a row (as [`crate::avro::key_text`] makes it) from its key columns read as
+/// text: one column as it is, several as a JSON array with numbers for integer columns.
+pub(crate) fn key_from_texts(schema: &TableSchema, texts: &[Option<String>]) -> String {
+    if let [one] = texts {
+        return one.clone().unwrap_or_else(|| "null".to_owned());
+    }
+    J::Array(
+        schema
+            .key
+            .iter()
+            .zip(texts)
+            .map(|(i, t)| match (t, schema.columns[*i].kind) {
+                (None, _) => J::Null,
+                (Some(t), ColumnType::Int | ColumnType::Long) => t
+                    .parse::<i64>()
+                    .map_or_else(|_| J::String(t.clone()), J::from),
+                (Some(t), _) => J::String(t.clone()),
+            })
+            .collect(),
+    )
+    .to_string()
+}
+
 /// A row with a value that cannot go on, as a quarantine record: where (table, key, source
 /// position), why, and every value that could be read (the bad ones as null).
 pub(crate) fn reject_row(

@@ -1839,6 +1839,13 @@ impl Source for FilesSource {
         Ok(())
     }
 
+    async fn keys(&mut self, _stream: &str) -> Result<Vec<String>, SourceError> {
+        Err(SourceError::Config(
+            "batch files are reconciled by their done/ and failed/ directories, not by a key listing"
+                .into(),
+        ))
+    }
+
     fn rewind_offset(&self, stream: &str, to: &RewindTo) -> Result<Option<J>, SourceError> {
         self.check_stream(stream)?;
         match to {

@@ -22,7 +22,7 @@ use mysql_async::{Conn, Opts, OptsBuilder, Params, Row, Value as My};
 use serde_json::Value as J;
 
 use crate::runtime::RewindTo;
-use crate::table::{KeyAndCursor, key_and_cursor, reject_row};
+use crate::table::{KeyAndCursor, key_and_cursor, key_from_texts, reject_row};
 use crate::watermark::{Cursor, TableOffset};
 use crate::{
     Batch, Column, ColumnType, Reject, Sink, Source, SourceError, SourceRow, TableInfo,
@@ -553,6 +553,34 @@ impl Source for MariadbSource {
             self.conn = None;
         }
         result
+    }
+
+    async fn keys(&mut self, stream: &str) -> Result<Vec<String>, SourceError> {
+        let plan = self.plan(stream).await?;
+        let columns: Vec<String> = plan
+            .schema
+            .key
+            .iter()
+            .map(|i| format!("CAST({} AS CHAR)", quote(&plan.schema.columns[*i].name)))
+            .collect();
+        let sql = format!("SELECT {} FROM {}", columns.join(", "), plan.from);
+        let conn = self.conn().await?;
+        let rows: Vec<Row> = conn.query(sql).await.map_err(|e| classify(&e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let texts: Vec<Option<String>> = r
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| match v {
+                        My::NULL => None,
+                        My::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+                        other => Some(format!("{other:?}")),
+                    })
+                    .collect();
+                key_from_texts(&plan.schema, &texts)
+            })
+            .collect())
     }
 
     fn rewind_offset(&self, stream: &str, to: &RewindTo) -> Result<Option<J>, SourceError> {

@@ -22,7 +22,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, IsolationLevel, NoTls, Row};
 
 use crate::runtime::RewindTo;
-use crate::table::{KeyAndCursor, key_and_cursor, reject_row};
+use crate::table::{KeyAndCursor, key_and_cursor, key_from_texts, reject_row};
 use crate::watermark::{Cursor, Snapshot, TableOffset};
 use crate::{
     Batch, Column, ColumnType, Reject, Sink, Source, SourceError, SourceRow, TableInfo,
@@ -696,6 +696,26 @@ impl Source for PostgresSource {
             self.client = None;
         }
         result
+    }
+
+    async fn keys(&mut self, stream: &str) -> Result<Vec<String>, SourceError> {
+        let plan = self.plan(stream).await?;
+        let columns: Vec<String> = plan
+            .schema
+            .key
+            .iter()
+            .map(|i| format!("{}::text", quote(&plan.schema.columns[*i].name)))
+            .collect();
+        let sql = format!("SELECT {} FROM {}", columns.join(", "), plan.from);
+        let client = self.client().await?;
+        let rows = client.query(&sql, &[]).await.map_err(|e| classify(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let texts: Vec<Option<String>> = (0..columns.len()).map(|i| r.get(i)).collect();
+                key_from_texts(&plan.schema, &texts)
+            })
+            .collect())
     }
 
     fn rewind_offset(&self, stream: &str, to: &RewindTo) -> Result<Option<J>, SourceError> {

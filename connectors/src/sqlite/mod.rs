@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value as J;
 
 use crate::runtime::RewindTo;
-use crate::table::{KeyAndCursor, key_and_cursor, reject_row};
+use crate::table::{KeyAndCursor, key_and_cursor, key_from_texts, reject_row};
 use crate::watermark::{Cursor, TableOffset};
 use crate::{
     Batch, Column, ColumnType, Reject, Sink, Source, SourceError, SourceRow, TableInfo,
@@ -413,6 +413,42 @@ impl Source for SqliteSource {
             }
         }
         Ok(())
+    }
+
+    async fn keys(&mut self, stream: &str) -> Result<Vec<String>, SourceError> {
+        let spec = self.spec(stream)?.clone();
+        let name = spec.name.clone();
+        let described = self.with(move |c| describe(c, &name)).await?;
+        let described = described.ok_or_else(|| SourceError::MissingTable(spec.name.clone()))?;
+        let plan = build_plan(&spec, &described)?;
+        let schema = Arc::clone(&plan.schema);
+        self.with(move |c| {
+            let columns: Vec<String> = schema
+                .key
+                .iter()
+                .map(|i| format!("CAST({} AS TEXT)", quote(&schema.columns[*i].name)))
+                .collect();
+            let sql = format!(
+                "SELECT {} FROM {}",
+                columns.join(", "),
+                quote(&schema.stream)
+            );
+            let mut stmt = c.prepare(&sql).map_err(|e| read_err(&e))?;
+            let rows = stmt
+                .query_map([], |r| {
+                    (0..columns.len())
+                        .map(|i| r.get::<_, Option<String>>(i))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(|e| read_err(&e))?;
+            rows.map(|texts| {
+                texts
+                    .map(|t| key_from_texts(&schema, &t))
+                    .map_err(|e| read_err(&e))
+            })
+            .collect()
+        })
+        .await
     }
 
     fn rewind_offset(&self, stream: &str, to: &RewindTo) -> Result<Option<J>, SourceError> {

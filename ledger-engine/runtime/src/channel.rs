@@ -736,6 +736,26 @@ impl Ledger {
         })
     }
 
+    /// Every entry of a channel, in index order (for reconciliation: one query, decoded here).
+    ///
+    /// # Errors
+    /// Unknown channel, store failure, or stored leaf data that does not decode.
+    pub fn entries(&self, channel: &str) -> Result<Vec<Entry>> {
+        self.state(channel)?;
+        let mut conn = self.store.conn()?;
+        let rows: Vec<(i64, Vec<u8>)> = ledger_entries::table
+            .filter(ledger_entries::channel.eq(channel))
+            .order(ledger_entries::idx)
+            .select((ledger_entries::idx, ledger_entries::leaf_data))
+            .load(&mut *conn)?;
+        rows.into_iter()
+            .map(|(i, leaf)| {
+                Entry::from_leaf_data(&leaf)
+                    .map_err(|e| LedgerError::Corrupt(format!("entry {i} of {channel}: {e}")))
+            })
+            .collect()
+    }
+
     /// The index of an event id, if anchored.
     ///
     /// # Errors
