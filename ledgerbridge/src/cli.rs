@@ -41,6 +41,10 @@ enum Command {
     /// Inspect and check the node's ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Evaluate the monitoring rules on a generated scenario with labelled anomalies: prints, per
+    /// rule, precision, recall and detection time, then the throughput and the detection latency
+    /// at a paced rate.
+    Eval(EvalArgs),
     /// Verify a proof file (c2sp.org/tlog-proof@v1) offline against trusted keys: the log's
     /// signature, the cosignatures the policy requires, and the inclusion of the leaf data.
     ///
@@ -61,6 +65,22 @@ struct DemoArgs {
     /// (examples/config/demo.toml); --data-dir and --listen still apply when given.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct EvalArgs {
+    /// Rows the load generator writes over the four domains.
+    #[arg(long, default_value_t = 60_000)]
+    rows: u64,
+    /// Seed of the scenario.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Share of labelled anomalies.
+    #[arg(long, default_value_t = 0.03)]
+    anomaly_rate: f64,
+    /// Events per second for the paced latency measurement.
+    #[arg(long, default_value_t = 10_000.0)]
+    rate: f64,
 }
 
 #[derive(Debug, Args)]
@@ -313,6 +333,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => verify(&args),
+        Command::Eval(args) => eval(&args),
         Command::Bench(BenchCommand::Ledger {
             entries,
             batch,
@@ -474,4 +495,32 @@ fn check(file: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn eval(args: &EvalArgs) -> Result<ExitCode> {
+    use ledgerbridge_monitoring::{eval, rules};
+    let dir = tempfile::tempdir().context("temporary directory")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let scenario = runtime
+        .block_on(eval::generate(
+            dir.path(),
+            args.seed,
+            args.rows,
+            args.anomaly_rate,
+        ))
+        .map_err(|e| anyhow::anyhow!("generating the scenario: {e}"))?;
+    let labels = eval::read_labels(&scenario.labels).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let events = eval::load_events(&scenario, b"ledgerbridge eval")
+        .map_err(|e| anyhow::anyhow!("mapping the scenario: {e}"))?;
+    let rules = rules::builtin().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = eval::evaluate(&rules, &events.events, &labels);
+    println!("{report}");
+    println!("{}", eval::bench(&rules, &events.events, args.rate, 2.0));
+    println!(
+        "targets (issue 7): recall ≥ 0.95 and precision ≥ 0.90 per rule; detection p99 ≤ 100 ms at 10,000 events/s"
+    );
+    Ok(ExitCode::SUCCESS)
 }
