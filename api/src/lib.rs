@@ -6,6 +6,7 @@
 //! Errors use one envelope ([`error::ErrorBody`]); authorisation is the [`auth::Admin`]
 //! extractor.
 
+mod alerts;
 pub mod auth;
 mod connectors;
 pub mod error;
@@ -127,7 +128,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(mappings::discard_quarantined_record)
         .service(provenance::get_provenance)
         .service(provenance::list_provenance)
-        .service(reconciliation::run_reconciliation);
+        .service(reconciliation::run_reconciliation)
+        .service(alerts::list_alerts);
 }
 
 /// The OpenAPI 3.1 document of the API.

@@ -84,13 +84,29 @@ pub(crate) struct AnchorContext {
 }
 
 /// Decoders of canonical records by schema id.
-struct Decoders {
+pub(crate) struct Decoders {
     registry: Registry,
     mappings: Arc<Mappings>,
     by_id: HashMap<u32, (Arc<CanonicalAvro>, Arc<CanonicalSchema>)>,
 }
 
 impl Decoders {
+    /// Decoders reading schemas from `registry` and matching them to the catalog's versions.
+    pub(crate) fn new(registry: Registry, mappings: Arc<Mappings>) -> Self {
+        Self {
+            registry,
+            mappings,
+            by_id: HashMap::new(),
+        }
+    }
+
+    /// The canonical event of a record of `<prefix>canonical.<event_type>`.
+    pub(crate) fn decode(&mut self, event_type: &str, bytes: &[u8]) -> Result<J, String> {
+        let id = ledgerbridge_mappings::avro::schema_id(bytes).map_err(|e| e.to_string())?;
+        let (avro, _) = self.get(event_type, id)?;
+        ledgerbridge_mappings::avro::decode(&avro, bytes).map_err(|e| e.to_string())
+    }
+
     fn get(
         &mut self,
         event_type: &str,
@@ -304,11 +320,7 @@ pub(crate) async fn run(
         .subscribe(&group, &topics)
         .await
         .map_err(|e| format!("subscribing {group}: {e}"))?;
-    let mut decoders = Decoders {
-        registry: ctx.registry.clone(),
-        mappings: Arc::clone(&ctx.mappings),
-        by_id: HashMap::new(),
-    };
+    let mut decoders = Decoders::new(ctx.registry.clone(), Arc::clone(&ctx.mappings));
     let mut failures = 0u32;
     tracing::info!(topics = topics.len(), "anchoring worker running");
     while !*stop.borrow() {

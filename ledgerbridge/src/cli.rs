@@ -90,8 +90,8 @@ struct ServeArgs {
     config: PathBuf,
     /// Run only these stages (repeat, or separate with commas), so a site scales them out as
     /// separate processes on Kafka and PostgreSQL: `connector` (connectors and the sample
-    /// systems), `mapper` (raw → canonical), `anchor` (canonical → ledger), `api` (HTTP API and
-    /// UI). Default: all of them.
+    /// systems), `mapper` (raw → canonical), `anchor` (canonical → ledger), `monitor` (rules →
+    /// alerts), `api` (HTTP API and UI). Default: all of them.
     #[arg(long = "role", value_name = "ROLE", value_delimiter = ',')]
     roles: Vec<node::Role>,
 }

@@ -32,13 +32,21 @@ pub(crate) enum Role {
     Mapper,
     /// The anchoring worker: canonical topics → ledger.
     Anchor,
+    /// The monitoring worker: canonical topics → rules → alerts.
+    Monitor,
     /// The HTTP API and the admin UI.
     Api,
 }
 
 impl Role {
     /// Every stage (one process does everything).
-    pub(crate) const ALL: [Self; 4] = [Self::Connector, Self::Mapper, Self::Anchor, Self::Api];
+    pub(crate) const ALL: [Self; 5] = [
+        Self::Connector,
+        Self::Mapper,
+        Self::Anchor,
+        Self::Monitor,
+        Self::Api,
+    ];
 }
 
 pub(crate) fn run(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
@@ -162,6 +170,23 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
             }
         })
     });
+    let monitor_stats = Arc::new(crate::monitor::MonitorStats::default());
+    let monitorer = roles.contains(&Role::Monitor).then(|| {
+        let ctx = crate::monitor::MonitorContext {
+            bus: Arc::clone(&bus),
+            store: store.clone(),
+            mappings: Arc::clone(&mappings),
+            registry: registry.clone(),
+            prefix: config.bus.topic_prefix.clone(),
+            stats: Arc::clone(&monitor_stats),
+        };
+        let stopped = stop_mapper.subscribe();
+        tokio::spawn(async move {
+            if let Err(e) = crate::monitor::run(ctx, stopped).await {
+                tracing::error!("the monitoring worker stopped: {e}");
+            }
+        })
+    });
     let components: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(StoreHealth(store.clone())),
         Arc::new(BusHealth(Arc::clone(&bus))),
@@ -217,7 +242,7 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
     }
     connectors.shutdown().await;
     let _ = stop_mapper.send(true);
-    for task in [mapper, anchorer].into_iter().flatten() {
+    for task in [mapper, anchorer, monitorer].into_iter().flatten() {
         let _ = task.await;
     }
     let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });

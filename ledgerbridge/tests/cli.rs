@@ -1027,3 +1027,50 @@ fn mappings_are_deployed_checked_and_dry_run_over_http() {
     assert_eq!(added["version"], 2);
     assert_eq!(node.stop(), 0);
 }
+
+/// The monitoring worker on the demo's sample systems (written fast): alerts of the shipped rules
+/// appear through the API, each explained and pointing at anchored events.
+#[test]
+fn the_demo_raises_explained_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("fast.toml");
+    std::fs::write(
+        &config,
+        ledgerbridge_config::DEMO_CONFIG.replace("rate = 5.0", "rate = 300.0\nanomaly_rate = 0.1"),
+    )
+    .unwrap();
+    let node = Node::start(&[
+        "demo",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let token = Some(token.trim());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let alerts = loop {
+        let (status, alerts) = node.get("/api/v1/alerts?limit=50", token);
+        assert_eq!(status, 200, "{alerts}");
+        if alerts.as_array().is_some_and(|a| !a.is_empty()) {
+            break alerts;
+        }
+        assert!(Instant::now() < deadline, "no alert raised");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let first = &alerts[0];
+    assert!(first["rule_id"].as_str().unwrap().contains('.'), "{first}");
+    assert!(
+        !first["explanation"].as_str().unwrap().is_empty(),
+        "{first}"
+    );
+    assert!(
+        first["event_ids"].as_array().is_some_and(|e| !e.is_empty()),
+        "{first}"
+    );
+    assert_eq!(node.get("/api/v1/alerts", None).0, 401);
+    assert_eq!(node.stop(), 0);
+}

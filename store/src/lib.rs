@@ -6,6 +6,7 @@
 //! with `synchronous = FULL`; PostgreSQL's commit). Methods block; call them from
 //! `spawn_blocking` (or actix's `web::block`) in async code.
 
+mod alerts;
 mod connectors;
 pub mod schema;
 #[cfg(feature = "test-support")]
@@ -20,6 +21,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+pub use alerts::StoredAlert;
 pub use connectors::{MappingVersion, NewQuarantined, QuarantineAction, QuarantinedRecord};
 pub use tokens::{Role, TokenInfo, hash_token};
 

@@ -183,3 +183,19 @@ diesel::table! {
         deployed_at_ms -> BigInt,
     }
 }
+
+diesel::table! {
+    alerts (id) {
+        id -> BigInt,
+        dedup_key -> Text,
+        rule_id -> Text,
+        rule_version -> Integer,
+        severity -> Text,
+        alert_key -> Text,
+        explanation -> Text,
+        event_ids -> Text,
+        event_at_ms -> Nullable<BigInt>,
+        detected_at_ms -> BigInt,
+        status -> Text,
+    }
+}

@@ -1,0 +1,207 @@
+//! The monitoring worker: consumes the canonical topics in the consumer group `<prefix>monitor`,
+//! feeds every event to the shipped rules (`ledgerbridge-monitoring`), stores their alerts (one
+//! row per distinct finding, so redelivery raises nothing twice) and publishes them to
+//! `<prefix>alerts`. The rules' state (windows, medians) is saved in the store every ten seconds
+//! and at shutdown, and the consumed offsets are committed only then: after a crash the events
+//! since the last save are read again into the restored state.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use ledgerbridge_bus::{Bus, Delivered, Record};
+use ledgerbridge_mappings::Mappings;
+use ledgerbridge_monitoring::Monitor;
+use ledgerbridge_registry::Registry;
+use ledgerbridge_store::{Store, StoredAlert};
+
+use crate::anchor::Decoders;
+
+const STATE_KEY: &str = "monitor.state";
+const SAVE_EVERY: Duration = Duration::from_secs(10);
+
+/// The monitoring worker's counters.
+#[derive(Debug, Default)]
+pub(crate) struct MonitorStats {
+    pub(crate) events: AtomicU64,
+    pub(crate) alerts: AtomicU64,
+}
+
+/// What the monitoring worker needs.
+#[derive(Debug, Clone)]
+pub(crate) struct MonitorContext {
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) store: Store,
+    pub(crate) mappings: Arc<Mappings>,
+    pub(crate) registry: Registry,
+    pub(crate) prefix: String,
+    pub(crate) stats: Arc<MonitorStats>,
+}
+
+fn stored(a: &ledgerbridge_monitoring::engine::Alert) -> StoredAlert {
+    let mut ids = a.event_ids.clone();
+    ids.sort();
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!(
+            "{}\0{}\0{}\0{}",
+            a.rule_id,
+            a.rule_version,
+            a.key,
+            ids.join("\0")
+        )
+        .as_bytes(),
+    );
+    StoredAlert {
+        id: 0,
+        dedup_key: digest.as_ref().iter().map(|b| format!("{b:02x}")).collect(),
+        rule_id: a.rule_id.clone(),
+        rule_version: i32::try_from(a.rule_version).unwrap_or(i32::MAX),
+        severity: format!("{:?}", a.severity).to_lowercase(),
+        alert_key: a.key.clone(),
+        explanation: a.explanation.clone(),
+        event_ids: serde_json::to_string(&a.event_ids).unwrap_or_else(|_| "[]".into()),
+        event_at_ms: a.event_time,
+        detected_at_ms: a.detected_at,
+        status: "open".into(),
+    }
+}
+
+async fn save(ctx: &MonitorContext, monitor: &Monitor) -> Result<(), String> {
+    let state = serde_json::to_string(&monitor.snapshot()).map_err(|e| e.to_string())?;
+    let store = ctx.store.clone();
+    tokio::task::spawn_blocking(move || store.set_meta(STATE_KEY, &state))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("saving the rules' state: {e}"))
+}
+
+async fn alerts(
+    ctx: &MonitorContext,
+    monitor: &mut Monitor,
+    decoders: &mut Decoders,
+    batch: &[Delivered],
+) -> Result<(), String> {
+    let canonical = format!("{}canonical.", ctx.prefix);
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut raised = Vec::new();
+    for d in batch {
+        let event_type = d.topic.strip_prefix(&canonical).unwrap_or(&d.topic);
+        match decoders.decode(event_type, &d.record.value) {
+            Ok(event) => {
+                ctx.stats.events.fetch_add(1, Ordering::Relaxed);
+                raised.extend(monitor.process(&event, now));
+            }
+            Err(e) => {
+                tracing::warn!(topic = %d.topic, offset = d.offset, "monitoring skips an unreadable event: {e}")
+            }
+        }
+    }
+    if raised.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<StoredAlert> = raised.iter().map(stored).collect();
+    let store = ctx.store.clone();
+    let to_store = rows.clone();
+    let added = tokio::task::spawn_blocking(move || store.insert_alerts(&to_store))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("storing alerts: {e}"))?;
+    ctx.stats.alerts.fetch_add(added as u64, Ordering::Relaxed);
+    let records = rows
+        .iter()
+        .map(|a| {
+            Record::new(
+                Some(a.alert_key.clone().into_bytes()),
+                serde_json::to_vec(a).unwrap_or_default(),
+            )
+            .with_header("type", "alert")
+        })
+        .collect();
+    let topic = format!("{}alerts", ctx.prefix);
+    ctx.bus
+        .publish(&topic, records)
+        .await
+        .map_err(|e| format!("publishing to {topic}: {e}"))?;
+    Ok(())
+}
+
+/// Runs until `stop` turns true.
+pub(crate) async fn run(
+    ctx: MonitorContext,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let rules = ledgerbridge_monitoring::rules::builtin().map_err(|e| e.to_string())?;
+    let mut monitor = Monitor::new(rules);
+    let store = ctx.store.clone();
+    if let Some(text) = tokio::task::spawn_blocking(move || store.meta(STATE_KEY))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?
+    {
+        match serde_json::from_str(&text) {
+            Ok(snapshot) => {
+                let dropped = monitor.restore(snapshot);
+                if !dropped.is_empty() {
+                    tracing::info!(
+                        ?dropped,
+                        "rules changed since the state was saved: they start afresh"
+                    );
+                }
+            }
+            Err(e) => {
+                tracing::warn!("the saved monitoring state is unreadable, starting afresh: {e}")
+            }
+        }
+    }
+    let mut types: Vec<String> = ctx
+        .mappings
+        .schemas()
+        .iter()
+        .map(|s| s.event_type.clone())
+        .collect();
+    types.dedup();
+    let topics: Vec<String> = types
+        .iter()
+        .map(|t| format!("{}canonical.{t}", ctx.prefix))
+        .collect();
+    let group = format!("{}monitor", ctx.prefix);
+    let mut consumer = ctx
+        .bus
+        .subscribe(&group, &topics)
+        .await
+        .map_err(|e| format!("subscribing {group}: {e}"))?;
+    let mut decoders = Decoders::new(ctx.registry.clone(), Arc::clone(&ctx.mappings));
+    let mut pending: Vec<Delivered> = Vec::new();
+    let mut saved = Instant::now();
+    tracing::info!(rules = monitor.rules().count(), "monitoring worker running");
+    loop {
+        let stopping = *stop.borrow();
+        if stopping || saved.elapsed() >= SAVE_EVERY {
+            save(&ctx, &monitor).await?;
+            ledgerbridge_bus::commit_batch(&mut *consumer, &pending).await;
+            pending.clear();
+            saved = Instant::now();
+            if stopping {
+                return Ok(());
+            }
+        }
+        let batch = tokio::select! {
+            r = consumer.poll(5_000, Duration::from_millis(200)) => r,
+            _ = stop.changed() => continue,
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("monitoring worker: reading the canonical topics: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        alerts(&ctx, &mut monitor, &mut decoders, &batch).await?;
+        pending.extend(batch);
+    }
+}

@@ -1,0 +1,102 @@
+//! Alerts of the monitoring rules, one row per distinct finding.
+
+use diesel::prelude::*;
+
+use crate::schema::alerts;
+use crate::{Result, Store, query_err, write_transaction};
+
+/// An alert as stored.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable)]
+#[diesel(table_name = alerts)]
+pub struct StoredAlert {
+    /// Row id.
+    pub id: i64,
+    /// What makes two alerts the same finding.
+    pub dedup_key: String,
+    /// The rule that fired.
+    pub rule_id: String,
+    /// Its version.
+    pub rule_version: i32,
+    /// `info`, `warning`, `critical`, ….
+    pub severity: String,
+    /// What the rule grouped by.
+    pub alert_key: String,
+    /// Why, with the values and thresholds.
+    pub explanation: String,
+    /// JSON array of the canonical events' ids.
+    pub event_ids: String,
+    /// Event time of the event that made it fire.
+    pub event_at_ms: Option<i64>,
+    /// When it was detected.
+    pub detected_at_ms: i64,
+    /// `open`, `acknowledged`, `resolved`, `false_positive`.
+    pub status: String,
+}
+
+impl Store {
+    /// Stores new alerts; a finding already stored (same dedup key) is skipped. Returns how many
+    /// were new.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn insert_alerts(&self, new: &[StoredAlert]) -> Result<usize> {
+        use alerts::dsl;
+        let mut conn = self.conn()?;
+        write_transaction(&mut conn, |c| {
+            let mut added = 0;
+            for a in new {
+                let exists = dsl::alerts
+                    .filter(dsl::dedup_key.eq(&a.dedup_key))
+                    .count()
+                    .get_result::<i64>(c)?
+                    > 0;
+                if exists {
+                    continue;
+                }
+                diesel::insert_into(dsl::alerts)
+                    .values((
+                        dsl::dedup_key.eq(&a.dedup_key),
+                        dsl::rule_id.eq(&a.rule_id),
+                        dsl::rule_version.eq(a.rule_version),
+                        dsl::severity.eq(&a.severity),
+                        dsl::alert_key.eq(&a.alert_key),
+                        dsl::explanation.eq(&a.explanation),
+                        dsl::event_ids.eq(&a.event_ids),
+                        dsl::event_at_ms.eq(a.event_at_ms),
+                        dsl::detected_at_ms.eq(a.detected_at_ms),
+                        dsl::status.eq(&a.status),
+                    ))
+                    .execute(c)?;
+                added += 1;
+            }
+            Ok(added)
+        })
+        .map_err(query_err("storing alerts"))
+    }
+
+    /// Alerts, newest first, optionally of one rule, before id `before`.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn alerts(
+        &self,
+        rule: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<StoredAlert>> {
+        use alerts::dsl;
+        let mut conn = self.conn()?;
+        let mut q = dsl::alerts.into_boxed();
+        if let Some(r) = rule {
+            q = q.filter(dsl::rule_id.eq(r.to_owned()));
+        }
+        if let Some(b) = before {
+            q = q.filter(dsl::id.lt(b));
+        }
+        q.order(dsl::id.desc())
+            .limit(limit)
+            .select(StoredAlert::as_select())
+            .load(&mut *conn)
+            .map_err(query_err("listing alerts"))
+    }
+}
