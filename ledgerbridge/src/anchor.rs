@@ -298,22 +298,26 @@ async fn process(
     Ok(())
 }
 
-/// Runs until `stop` turns true, in the consumer group `<prefix>anchor`.
-pub(crate) async fn run(
-    ctx: AnchorContext,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> Result<(), String> {
-    let mut types: Vec<String> = ctx
-        .mappings
+/// The canonical topics of every event type the catalog knows.
+pub(crate) fn canonical_topics(mappings: &Mappings, prefix: &str) -> Vec<String> {
+    let mut types: Vec<String> = mappings
         .schemas()
         .iter()
         .map(|s| s.event_type.clone())
         .collect();
     types.dedup();
-    let topics: Vec<String> = types
+    types
         .iter()
-        .map(|t| format!("{}canonical.{t}", ctx.prefix))
-        .collect();
+        .map(|t| format!("{prefix}canonical.{t}"))
+        .collect()
+}
+
+/// Runs until `stop` turns true, in the consumer group `<prefix>anchor`.
+pub(crate) async fn run(
+    ctx: AnchorContext,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let topics = canonical_topics(&ctx.mappings, &ctx.prefix);
     let group = format!("{}anchor", ctx.prefix);
     let mut consumer = ctx
         .bus

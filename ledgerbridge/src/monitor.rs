@@ -154,17 +154,7 @@ pub(crate) async fn run(
             }
         }
     }
-    let mut types: Vec<String> = ctx
-        .mappings
-        .schemas()
-        .iter()
-        .map(|s| s.event_type.clone())
-        .collect();
-    types.dedup();
-    let topics: Vec<String> = types
-        .iter()
-        .map(|t| format!("{}canonical.{t}", ctx.prefix))
-        .collect();
+    let topics = crate::anchor::canonical_topics(&ctx.mappings, &ctx.prefix);
     let group = format!("{}monitor", ctx.prefix);
     let mut consumer = ctx
         .bus
