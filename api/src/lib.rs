@@ -13,6 +13,7 @@ pub mod error;
 mod health;
 mod ledger;
 mod mappings;
+mod metrics;
 mod provenance;
 mod reconciliation;
 mod registry;
@@ -33,6 +34,7 @@ pub use health::{
     BusHealth, ComponentHealth, ComponentState, HealthCheck, HealthReport, LedgerHealth,
     StoreHealth,
 };
+pub use metrics::{MetricsSource, Sample};
 
 use error::{ApiError, ErrorCode};
 
@@ -57,6 +59,8 @@ pub struct AppState {
     pub system_topic: String,
     /// Components reported by `/api/v1/health`, in order.
     pub components: Vec<Arc<dyn HealthCheck>>,
+    /// Further metrics reported at `/metrics` by the node's stages.
+    pub metrics: Vec<Arc<dyn MetricsSource>>,
     /// When the node started.
     pub started: Instant,
 }
@@ -129,7 +133,8 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(provenance::get_provenance)
         .service(provenance::list_provenance)
         .service(reconciliation::run_reconciliation)
-        .service(alerts::list_alerts);
+        .service(alerts::list_alerts)
+        .service(metrics::get_metrics);
 }
 
 /// The OpenAPI 3.1 document of the API.

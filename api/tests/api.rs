@@ -69,6 +69,7 @@ fn node_with(extra: Vec<Arc<dyn HealthCheck>>) -> Node {
         mappings,
         system_topic: "system".into(),
         components,
+        metrics: Vec::new(),
         started: Instant::now(),
     });
     Node {

@@ -389,3 +389,61 @@ impl ledgerbridge_api::HealthCheck for PipelineHealth {
         ))
     }
 }
+
+/// The anchoring and monitoring workers' figures for `/metrics`.
+#[derive(Debug)]
+pub(crate) struct PipelineMetrics {
+    pub(crate) anchor: Arc<AnchorStats>,
+    pub(crate) monitor: Arc<crate::monitor::MonitorStats>,
+}
+
+impl ledgerbridge_api::MetricsSource for PipelineMetrics {
+    #[allow(clippy::cast_precision_loss)]
+    fn samples(&self) -> Vec<ledgerbridge_api::Sample> {
+        use ledgerbridge_api::Sample;
+        let a = &self.anchor;
+        let mut out = vec![
+            Sample::new(
+                "anchor_events",
+                "Canonical events anchored, by outcome",
+                &[("outcome", "anchored")],
+                a.anchored.load(Ordering::Relaxed) as f64,
+            ),
+            Sample::new(
+                "anchor_events",
+                "Canonical events anchored, by outcome",
+                &[("outcome", "redelivered")],
+                a.existing.load(Ordering::Relaxed) as f64,
+            ),
+            Sample::new(
+                "anchor_events",
+                "Canonical events anchored, by outcome",
+                &[("outcome", "quarantined")],
+                a.quarantined.load(Ordering::Relaxed) as f64,
+            ),
+            Sample::new(
+                "monitor_events",
+                "Canonical events the monitoring rules processed",
+                &[],
+                self.monitor.events.load(Ordering::Relaxed) as f64,
+            ),
+            Sample::new(
+                "monitor_alerts_raised",
+                "Distinct alerts raised since the node started",
+                &[],
+                self.monitor.alerts.load(Ordering::Relaxed) as f64,
+            ),
+        ];
+        if let Some((p50, p99)) = a.latency() {
+            for (q, v) in [("0.5", p50), ("0.99", p99)] {
+                out.push(Sample::new(
+                    "anchor_latency_seconds",
+                    "Extraction at the source to anchored under a signed checkpoint, over the last 10,000 events",
+                    &[("quantile", q)],
+                    v as f64 / 1000.0,
+                ));
+            }
+        }
+        out
+    }
+}

@@ -206,6 +206,10 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
         mappings: Arc::clone(&mappings),
         system_topic: system_topic.clone(),
         components,
+        metrics: vec![Arc::new(crate::anchor::PipelineMetrics {
+            anchor: Arc::clone(&anchor_stats),
+            monitor: Arc::clone(&monitor_stats),
+        })],
         started: Instant::now(),
     });
     if roles.contains(&Role::Api) {

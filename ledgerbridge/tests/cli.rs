@@ -1072,5 +1072,23 @@ fn the_demo_raises_explained_alerts() {
         "{first}"
     );
     assert_eq!(node.get("/api/v1/alerts", None).0, 401);
+    // The whole pipeline for Prometheus.
+    let (status, metrics) = get_text(&format!("{}/metrics", node.url));
+    assert_eq!(status, 200);
+    for family in [
+        "ledgerbridge_connector_rows{connector=\"sample-mall\"}",
+        "ledgerbridge_connector_lag_seconds{",
+        "ledgerbridge_mapping_records{outcome=\"events\"}",
+        "ledgerbridge_quarantine_open{stage=\"mapping\"}",
+        "ledgerbridge_ledger_entries{channel=\"customs\"}",
+        "ledgerbridge_alerts{",
+        "ledgerbridge_anchor_events{outcome=\"anchored\"}",
+        "ledgerbridge_anchor_latency_seconds{quantile=\"0.99\"}",
+    ] {
+        assert!(
+            metrics.contains(family),
+            "{family} missing from:\n{metrics}"
+        );
+    }
     assert_eq!(node.stop(), 0);
 }

@@ -100,3 +100,19 @@ impl Store {
             .map_err(query_err("listing alerts"))
     }
 }
+
+impl Store {
+    /// How many alerts each (rule, severity) has.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn alert_counts(&self) -> Result<Vec<(String, String, i64)>> {
+        use alerts::dsl;
+        let mut conn = self.conn()?;
+        dsl::alerts
+            .group_by((dsl::rule_id, dsl::severity))
+            .select((dsl::rule_id, dsl::severity, diesel::dsl::count_star()))
+            .load(&mut *conn)
+            .map_err(query_err("counting alerts"))
+    }
+}
