@@ -2,7 +2,7 @@
 //! severity, key, the explanation with values and thresholds, and the events behind it (their
 //! provenance and proofs are one call away, `GET /api/v1/provenance/{event_id}`).
 
-use actix_web::{HttpResponse, get, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as J;
 use utoipa::{IntoParams, ToSchema};
@@ -46,6 +46,27 @@ pub(crate) struct AlertBody {
     event_at_ms: Option<i64>,
     detected_at_ms: i64,
     status: String,
+    /// Who works on it.
+    assignee: Option<String>,
+}
+
+fn body(a: ledgerbridge_store::StoredAlert) -> AlertBody {
+    AlertBody {
+        id: a.id,
+        rule_id: a.rule_id,
+        rule_version: a.rule_version,
+        severity: a.severity,
+        key: a.alert_key,
+        explanation: a.explanation,
+        event_ids: serde_json::from_str::<J>(&a.event_ids)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default(),
+        event_at_ms: a.event_at_ms,
+        detected_at_ms: a.detected_at_ms,
+        status: a.status,
+        assignee: a.assignee,
+    }
 }
 
 /// Alerts, newest first.
@@ -78,23 +99,117 @@ pub(crate) async fn list_alerts(
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
         .map_err(|e| ApiError::unavailable("the store", &e))?;
-    Ok(HttpResponse::Ok().json(
-        rows.into_iter()
-            .map(|a| AlertBody {
-                id: a.id,
-                rule_id: a.rule_id,
-                rule_version: a.rule_version,
-                severity: a.severity,
-                key: a.alert_key,
-                explanation: a.explanation,
-                event_ids: serde_json::from_str::<J>(&a.event_ids)
-                    .ok()
-                    .and_then(|v| serde_json::from_value(v).ok())
-                    .unwrap_or_default(),
-                event_at_ms: a.event_at_ms,
-                detected_at_ms: a.detected_at_ms,
-                status: a.status,
-            })
-            .collect::<Vec<_>>(),
-    ))
+    Ok(HttpResponse::Ok().json(rows.into_iter().map(body).collect::<Vec<_>>()))
+}
+
+/// An alert with the history of its state.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AlertDetail {
+    alert: AlertBody,
+    /// Every change: status, assignee, comment, who, when.
+    #[schema(value_type = Vec<Object>)]
+    history: Vec<J>,
+}
+
+/// One alert and every change of its state.
+#[utoipa::path(
+    operation_id = "get_alert",
+    tag = "monitoring",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Alert id")),
+    responses(
+        (status = 200, description = "The alert and its history", body = AlertDetail),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/alerts/{id}")]
+pub(crate) async fn get_alert(
+    _: Admin,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    detail(&state, id.into_inner()).await
+}
+
+async fn detail(state: &AppState, id: i64) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let found = web::block(move || store.alert(id))
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| ApiError::unavailable("the store", &e))?;
+    let (alert, history) =
+        found.ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no alert {id}")))?;
+    Ok(HttpResponse::Ok().json(AlertDetail {
+        alert: body(alert),
+        history: history
+            .into_iter()
+            .map(|a| serde_json::to_value(a).unwrap_or_default())
+            .collect(),
+    }))
+}
+
+/// A change of an alert's state.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct StatusChange {
+    /// `open`, `acknowledged`, `resolved` or `false_positive`.
+    status: String,
+    /// Who works on it from now on.
+    #[serde(default)]
+    assignee: Option<String>,
+    /// Why (kept with the change).
+    #[serde(default)]
+    comment: String,
+}
+
+/// Acknowledges, assigns, resolves, marks as a false positive or reopens an alert; the change is
+/// kept with who made it and why.
+#[utoipa::path(
+    operation_id = "set_alert_status",
+    tag = "monitoring",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body = StatusChange,
+    responses(
+        (status = 200, description = "The alert and its history", body = AlertDetail),
+        (status = 400, description = "An unknown status", body = ErrorBody),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/alerts/{id}/status")]
+pub(crate) async fn set_alert_status(
+    Admin(token): Admin,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    change: web::Json<StatusChange>,
+) -> Result<HttpResponse, ApiError> {
+    let change = change.into_inner();
+    if !["open", "acknowledged", "resolved", "false_positive"].contains(&change.status.as_str()) {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "status: `{}` is not one of open, acknowledged, resolved, false_positive",
+                change.status
+            ),
+        ));
+    }
+    let id = id.into_inner();
+    let store = state.store.clone();
+    let changed = web::block(move || {
+        store.set_alert_status(
+            id,
+            &change.status,
+            change.assignee.as_deref(),
+            &change.comment,
+            &token.name,
+        )
+    })
+    .await
+    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+    .map_err(|e| ApiError::unavailable("the store", &e))?;
+    if !changed {
+        return Err(ApiError::new(ErrorCode::NotFound, format!("no alert {id}")));
+    }
+    detail(&state, id).await
 }

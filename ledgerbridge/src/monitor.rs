@@ -64,6 +64,7 @@ fn stored(a: &ledgerbridge_monitoring::engine::Alert) -> StoredAlert {
         event_at_ms: a.event_time,
         detected_at_ms: a.detected_at,
         status: "open".into(),
+        assignee: None,
     }
 }
 

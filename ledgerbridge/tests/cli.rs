@@ -1072,6 +1072,49 @@ fn the_demo_raises_explained_alerts() {
         "{first}"
     );
     assert_eq!(node.get("/api/v1/alerts", None).0, 401);
+    // The lifecycle: acknowledged and assigned, then a false positive; each change kept with who
+    // made it and why.
+    let id = first["id"].as_i64().unwrap();
+    let (status, acked) = node.post(
+        &format!("/api/v1/alerts/{id}/status"),
+        token,
+        serde_json::json!({"status": "acknowledged", "assignee": "analyst-kim", "comment": "looking"}),
+    );
+    assert_eq!(status, 200, "{acked}");
+    assert_eq!(acked["alert"]["status"], "acknowledged");
+    assert_eq!(acked["alert"]["assignee"], "analyst-kim");
+    let (_, fp) = node.post(
+        &format!("/api/v1/alerts/{id}/status"),
+        token,
+        serde_json::json!({"status": "false_positive", "comment": "a known wholesale buyer"}),
+    );
+    assert_eq!(fp["alert"]["status"], "false_positive");
+    assert_eq!(
+        fp["alert"]["assignee"], "analyst-kim",
+        "kept when not given"
+    );
+    let history = fp["history"].as_array().unwrap();
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[1]["comment"], "a known wholesale buyer");
+    assert_eq!(history[1]["actor"], "admin (created at first start)");
+    assert_eq!(
+        node.post(
+            &format!("/api/v1/alerts/{id}/status"),
+            token,
+            serde_json::json!({"status": "closed"})
+        )
+        .0,
+        400
+    );
+    assert_eq!(
+        node.post(
+            "/api/v1/alerts/999999/status",
+            token,
+            serde_json::json!({"status": "resolved"})
+        )
+        .0,
+        404
+    );
     // The whole pipeline for Prometheus.
     let (status, metrics) = get_text(&format!("{}/metrics", node.url));
     assert_eq!(status, 200);

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use crate::schema::alerts;
-use crate::{Result, Store, query_err, write_transaction};
+use crate::{Result, Store, now_ms, query_err, write_transaction};
 
 /// An alert as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable)]
@@ -31,6 +31,28 @@ pub struct StoredAlert {
     pub detected_at_ms: i64,
     /// `open`, `acknowledged`, `resolved`, `false_positive`.
     pub status: String,
+    /// Who works on it.
+    pub assignee: Option<String>,
+}
+
+/// A change of an alert's state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::alert_actions)]
+pub struct AlertAction {
+    /// Row id.
+    pub id: i64,
+    /// The alert.
+    pub alert_id: i64,
+    /// The status it was given.
+    pub status: String,
+    /// The assignee it was given.
+    pub assignee: Option<String>,
+    /// Why.
+    pub comment: String,
+    /// Who (token name).
+    pub actor: String,
+    /// When.
+    pub at_ms: i64,
 }
 
 impl Store {
@@ -114,5 +136,77 @@ impl Store {
             .select((dsl::rule_id, dsl::severity, diesel::dsl::count_star()))
             .load(&mut *conn)
             .map_err(query_err("counting alerts"))
+    }
+}
+
+impl Store {
+    /// One alert and every change of its state, oldest first.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn alert(&self, id: i64) -> Result<Option<(StoredAlert, Vec<AlertAction>)>> {
+        use crate::schema::alert_actions::dsl as a;
+        use alerts::dsl;
+        let mut conn = self.conn()?;
+        let Some(alert) = dsl::alerts
+            .filter(dsl::id.eq(id))
+            .select(StoredAlert::as_select())
+            .first(&mut *conn)
+            .optional()
+            .map_err(query_err("reading an alert"))?
+        else {
+            return Ok(None);
+        };
+        let actions = a::alert_actions
+            .filter(a::alert_id.eq(id))
+            .order(a::id)
+            .select(AlertAction::as_select())
+            .load(&mut *conn)
+            .map_err(query_err("reading alert actions"))?;
+        Ok(Some((alert, actions)))
+    }
+
+    /// Changes an alert's status (and assignee when given), recording who did it and why, in one
+    /// transaction. Returns false for an unknown alert.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn set_alert_status(
+        &self,
+        id: i64,
+        status: &str,
+        assignee: Option<&str>,
+        comment: &str,
+        actor: &str,
+    ) -> Result<bool> {
+        use crate::schema::alert_actions::dsl as a;
+        use alerts::dsl;
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        write_transaction(&mut conn, |c| {
+            let changed = match assignee {
+                Some(who) => diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
+                    .set((dsl::status.eq(status), dsl::assignee.eq(Some(who))))
+                    .execute(c)?,
+                None => diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
+                    .set(dsl::status.eq(status))
+                    .execute(c)?,
+            };
+            if changed == 0 {
+                return Ok(false);
+            }
+            diesel::insert_into(a::alert_actions)
+                .values((
+                    a::alert_id.eq(id),
+                    a::status.eq(status),
+                    a::assignee.eq(assignee),
+                    a::comment.eq(comment),
+                    a::actor.eq(actor),
+                    a::at_ms.eq(now),
+                ))
+                .execute(c)?;
+            Ok(true)
+        })
+        .map_err(query_err("changing an alert's status"))
     }
 }

@@ -21,7 +21,7 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use alerts::StoredAlert;
+pub use alerts::{AlertAction, StoredAlert};
 pub use connectors::{MappingVersion, NewQuarantined, QuarantineAction, QuarantinedRecord};
 pub use tokens::{Role, TokenInfo, hash_token};
 

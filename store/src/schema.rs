@@ -197,5 +197,18 @@ diesel::table! {
         event_at_ms -> Nullable<BigInt>,
         detected_at_ms -> BigInt,
         status -> Text,
+        assignee -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    alert_actions (id) {
+        id -> BigInt,
+        alert_id -> BigInt,
+        status -> Text,
+        assignee -> Nullable<Text>,
+        comment -> Text,
+        actor -> Text,
+        at_ms -> BigInt,
     }
 }

@@ -1,1 +1,2 @@
+DROP TABLE alert_actions;
 DROP TABLE alerts;

@@ -12,7 +12,21 @@ CREATE TABLE alerts (
     event_ids TEXT NOT NULL,
     event_at_ms BIGINT,
     detected_at_ms BIGINT NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    assignee TEXT
 );
 
 CREATE INDEX alerts_by_rule ON alerts (rule_id, id);
+
+-- Every change of an alert's state, with who made it and why.
+CREATE TABLE alert_actions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL,
+    alert_id BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    assignee TEXT,
+    comment TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    at_ms BIGINT NOT NULL
+);
+
+CREATE INDEX alert_actions_by_alert ON alert_actions (alert_id, id);
