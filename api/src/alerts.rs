@@ -213,3 +213,91 @@ pub(crate) async fn set_alert_status(
     }
     detail(&state, id).await
 }
+
+/// Where a live stream of alerts starts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StreamQuery {
+    /// Send alerts with an id above this first (default: only new ones). The `Last-Event-ID`
+    /// header of a reconnecting browser wins.
+    #[serde(default)]
+    after: Option<i64>,
+}
+
+/// New alerts as they are stored, for the live dashboard (server-sent events: `event: alert`,
+/// `id: <alert id>`, `data: <the alert as JSON>`; a comment every 15 s keeps proxies open).
+#[utoipa::path(
+    operation_id = "get_alert_stream",
+    tag = "monitoring",
+    security(("bearer" = [])),
+    params(StreamQuery),
+    responses(
+        (status = 200, description = "text/event-stream of alerts", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/alerts/stream")]
+pub(crate) async fn get_alert_stream(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<StreamQuery>,
+    req: actix_web::HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let resume = req
+        .headers()
+        .get("Last-Event-ID")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok());
+    let store = state.store.clone();
+    let start = match resume.or(query.after) {
+        Some(id) => id,
+        None => {
+            let s = store.clone();
+            web::block(move || s.alerts(None, None, 1))
+                .await
+                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+                .map_err(|e| ApiError::unavailable("the store", &e))?
+                .first()
+                .map_or(0, |a| a.id)
+        }
+    };
+    // Each step sends the alerts stored since the last one, or waits half a second (sending
+    // an empty chunk, and a keep-alive comment every 15 s).
+    let stream =
+        futures_util::stream::unfold((store, start, 0u32), |(store, last, idle)| async move {
+            let s = store.clone();
+            let newer = web::block(move || s.alerts(None, None, 500))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            let mut fresh: Vec<_> = newer.into_iter().filter(|a| a.id > last).collect();
+            fresh.sort_by_key(|a| a.id);
+            if let Some(max) = fresh.last().map(|a| a.id) {
+                let text: String = fresh
+                    .into_iter()
+                    .map(|a| {
+                        let id = a.id;
+                        let data = serde_json::to_string(&body(a)).unwrap_or_default();
+                        format!("event: alert\nid: {id}\ndata: {data}\n\n")
+                    })
+                    .collect();
+                return Some((
+                    Ok::<_, actix_web::Error>(web::Bytes::from(text)),
+                    (store, max, 0),
+                ));
+            }
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(500)).await;
+            if idle >= 30 {
+                return Some((
+                    Ok(web::Bytes::from_static(b": keep-alive\n\n")),
+                    (store, last, 0),
+                ));
+            }
+            Some((Ok(web::Bytes::new()), (store, last, idle + 1)))
+        });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header(("Cache-Control", "no-cache"))
+        .streaming(stream))
+}

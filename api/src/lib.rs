@@ -134,6 +134,7 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(provenance::list_provenance)
         .service(reconciliation::run_reconciliation)
         .service(alerts::list_alerts)
+        .service(alerts::get_alert_stream)
         .service(alerts::get_alert)
         .service(alerts::set_alert_status)
         .service(metrics::get_metrics);

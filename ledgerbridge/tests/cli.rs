@@ -1049,8 +1049,8 @@ fn the_demo_raises_explained_alerts() {
         "--listen",
         "127.0.0.1:0",
     ]);
-    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
-    let token = Some(token.trim());
+    let token_text = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let token = Some(token_text.trim());
     let deadline = Instant::now() + Duration::from_secs(120);
     let alerts = loop {
         let (status, alerts) = node.get("/api/v1/alerts?limit=50", token);
@@ -1115,6 +1115,30 @@ fn the_demo_raises_explained_alerts() {
         .0,
         404
     );
+    // Live to the dashboard: server-sent events, from the first alert on.
+    let mut stream = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(format!("{}/api/v1/alerts/stream?after=0", node.url))
+        .bearer_auth(token_text.trim())
+        .send()
+        .unwrap();
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !seen.contains("event: alert\nid: ") || !seen.contains("\n\n") {
+        let n = std::io::Read::read(&mut stream, &mut buf).unwrap();
+        assert!(n > 0, "the stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let data = seen.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+    let streamed: Value = serde_json::from_str(data).unwrap();
+    assert!(
+        streamed["rule_id"].is_string() && streamed["explanation"].is_string(),
+        "{streamed}"
+    );
+    drop(stream);
     // The whole pipeline for Prometheus.
     let (status, metrics) = get_text(&format!("{}/metrics", node.url));
     assert_eq!(status, 200);
