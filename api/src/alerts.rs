@@ -9,7 +9,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody, ErrorCode, check_limit, store_call};
 
 /// Filters of the alert list.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -88,17 +88,9 @@ pub(crate) async fn list_alerts(
     query: web::Query<AlertQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    if !(1..=1000).contains(&q.limit) {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            "limit: between 1 and 1000",
-        ));
-    }
+    check_limit(q.limit)?;
     let store = state.store.clone();
-    let rows = web::block(move || store.alerts(q.rule.as_deref(), q.before, q.limit))
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-        .map_err(|e| ApiError::unavailable("the store", &e))?;
+    let rows = store_call(move || store.alerts(q.rule.as_deref(), q.before, q.limit)).await?;
     Ok(HttpResponse::Ok().json(rows.into_iter().map(body).collect::<Vec<_>>()))
 }
 
@@ -134,10 +126,7 @@ pub(crate) async fn get_alert(
 
 async fn detail(state: &AppState, id: i64) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
-    let found = web::block(move || store.alert(id))
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-        .map_err(|e| ApiError::unavailable("the store", &e))?;
+    let found = store_call(move || store.alert(id)).await?;
     let (alert, history) =
         found.ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no alert {id}")))?;
     Ok(HttpResponse::Ok().json(AlertDetail {
@@ -196,7 +185,7 @@ pub(crate) async fn set_alert_status(
     }
     let id = id.into_inner();
     let store = state.store.clone();
-    let changed = web::block(move || {
+    let changed = store_call(move || {
         store.set_alert_status(
             id,
             &change.status,
@@ -205,9 +194,7 @@ pub(crate) async fn set_alert_status(
             &token.name,
         )
     })
-    .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-    .map_err(|e| ApiError::unavailable("the store", &e))?;
+    .await?;
     if !changed {
         return Err(ApiError::new(ErrorCode::NotFound, format!("no alert {id}")));
     }
@@ -253,10 +240,8 @@ pub(crate) async fn get_alert_stream(
         Some(id) => id,
         None => {
             let s = store.clone();
-            web::block(move || s.alerts(None, None, 1))
-                .await
-                .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-                .map_err(|e| ApiError::unavailable("the store", &e))?
+            store_call(move || s.alerts(None, None, 1))
+                .await?
                 .first()
                 .map_or(0, |a| a.id)
         }

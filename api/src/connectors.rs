@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody, ErrorCode, check_limit, store_call};
 
 fn control_error(e: ControlError) -> ApiError {
     match e {
@@ -333,18 +333,11 @@ pub(crate) async fn list_quarantine(
     query: web::Query<QuarantineQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
-    if !(1..=1000).contains(&q.limit) {
-        return Err(ApiError::new(
-            ErrorCode::BadRequest,
-            "limit: between 1 and 1000",
-        ));
-    }
+    check_limit(q.limit)?;
     let store = state.store.clone();
     let rows =
-        web::block(move || store.quarantined(&q.stage, q.source.as_deref(), q.before, q.limit))
-            .await
-            .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-            .map_err(|e| ApiError::unavailable("the store", &e))?;
+        store_call(move || store.quarantined(&q.stage, q.source.as_deref(), q.before, q.limit))
+            .await?;
     let body: Vec<Quarantined> = rows
         .into_iter()
         .map(|r| Quarantined {

@@ -112,3 +112,31 @@ impl ResponseError for ApiError {
         })
     }
 }
+
+/// Runs a blocking store call off the async workers; a store failure is `unavailable`.
+///
+/// # Errors
+/// `internal` if the blocking task died, `unavailable` if the store failed.
+pub(crate) async fn store_call<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ledgerbridge_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    actix_web::web::block(f)
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(|e| ApiError::unavailable("the store", &e))
+}
+
+/// A page size between 1 and 1000.
+///
+/// # Errors
+/// `bad_request` naming `limit`.
+pub(crate) fn check_limit(limit: i64) -> Result<(), ApiError> {
+    if (1..=1000).contains(&limit) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::BadRequest,
+            "limit: between 1 and 1000",
+        ))
+    }
+}

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody, ErrorCode, store_call};
 
 fn mapping_error(e: MappingError) -> ApiError {
     match e {
@@ -475,15 +475,9 @@ pub(crate) async fn get_quarantined_record(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let store = state.store.clone();
-    let (record, actions) = web::block(move || {
-        Ok::<_, ledgerbridge_store::StoreError>((
-            store.quarantined_record(id)?,
-            store.quarantine_actions(id)?,
-        ))
-    })
-    .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-    .map_err(|e| ApiError::unavailable("the store", &e))?;
+    let (record, actions) =
+        store_call(move || Ok((store.quarantined_record(id)?, store.quarantine_actions(id)?)))
+            .await?;
     let record = record
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no quarantined record {id}")))?;
     let mut json = serde_json::to_value(&record).unwrap_or_default();

@@ -13,7 +13,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
-use crate::error::{ApiError, ErrorCode};
+use crate::error::{ApiError, ErrorCode, store_call};
 
 /// One sample: a metric name (without the `ledgerbridge_` prefix), its help, labels and value.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,7 +106,7 @@ async fn collect(state: &AppState) -> Result<Vec<Sample>, ApiError> {
         ));
     }
     let (store, ledger) = (state.store.clone(), state.ledger.clone());
-    let (quarantine, sizes, alerts) = web::block(move || {
+    let (quarantine, sizes, alerts) = store_call(move || {
         let quarantine: Vec<(&str, i64)> = ["connector", "mapping", "anchor"]
             .into_iter()
             .map(|s| store.quarantine_open_count(s, None).map(|n| (s, n)))
@@ -121,9 +121,7 @@ async fn collect(state: &AppState) -> Result<Vec<Sample>, ApiError> {
         let alerts = store.alert_counts()?;
         Ok::<_, ledgerbridge_store::StoreError>((quarantine, sizes, alerts))
     })
-    .await
-    .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-    .map_err(|e| ApiError::unavailable("the store", &e))?;
+    .await?;
     for (stage, n) in quarantine {
         out.push(Sample::new(
             "quarantine_open",

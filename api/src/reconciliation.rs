@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody, ErrorCode, store_call};
 use crate::ledger::run;
 
 /// At most this many keys are listed per kind of difference (the counts are complete).
@@ -143,14 +143,12 @@ pub(crate) async fn run_reconciliation(
         .await?;
         let store = state.store.clone();
         let (mapping_name, conn) = (mapping.clone(), connector.clone());
-        let quarantine = web::block(move || {
+        let quarantine = store_call(move || {
             let mut q = store.quarantined("mapping", Some(&mapping_name), None, 100_000)?;
             q.extend(store.quarantined("connector", Some(&conn), None, 100_000)?);
             Ok::<_, ledgerbridge_store::StoreError>(q)
         })
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-        .map_err(|e| ApiError::unavailable("the store", &e))?;
+        .await?;
         let table_prefix = format!("{table} ");
         let quarantined: BTreeSet<String> = quarantine
             .iter()
