@@ -48,6 +48,13 @@ pub(crate) struct AlertBody {
     status: String,
     /// Who works on it.
     assignee: Option<String>,
+    /// The suppression that muted it: stored, shown, not delivered.
+    suppressed_by: Option<i64>,
+    /// Evidence kept with it (e.g. both signed checkpoints of an equivocation).
+    #[schema(value_type = Option<Object>)]
+    evidence: Option<J>,
+    /// Its index in the alerts channel of the ledger, once anchored.
+    ledger_index: Option<i64>,
 }
 
 fn body(a: ledgerbridge_store::StoredAlert) -> AlertBody {
@@ -66,6 +73,9 @@ fn body(a: ledgerbridge_store::StoredAlert) -> AlertBody {
         detected_at_ms: a.detected_at_ms,
         status: a.status,
         assignee: a.assignee,
+        suppressed_by: a.suppressed_by,
+        evidence: a.evidence.and_then(|e| serde_json::from_str(&e).ok()),
+        ledger_index: a.ledger_index,
     }
 }
 
@@ -101,6 +111,9 @@ pub(crate) struct AlertDetail {
     /// Every change: status, assignee, comment, who, when.
     #[schema(value_type = Vec<Object>)]
     history: Vec<J>,
+    /// Its deliveries by e-mail and webhook: recipient, mode, status, attempts, last error.
+    #[schema(value_type = Vec<Object>)]
+    deliveries: Vec<J>,
 }
 
 /// One alert and every change of its state.
@@ -126,14 +139,25 @@ pub(crate) async fn get_alert(
 
 async fn detail(state: &AppState, id: i64) -> Result<HttpResponse, ApiError> {
     let store = state.store.clone();
-    let found = store_call(move || store.alert(id)).await?;
-    let (alert, history) =
+    let found = store_call(move || {
+        let alert = store.alert(id)?;
+        let deliveries = store.notifications(Some(id), 100)?;
+        Ok::<_, ledgerbridge_store::StoreError>(alert.map(|(a, h)| (a, h, deliveries)))
+    })
+    .await?;
+    let (alert, history, deliveries) =
         found.ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no alert {id}")))?;
+    let json = |v: Vec<_>| {
+        v.into_iter()
+            .map(|x| serde_json::to_value(x).unwrap_or_default())
+            .collect()
+    };
     Ok(HttpResponse::Ok().json(AlertDetail {
         alert: body(alert),
-        history: history
+        history: json(history),
+        deliveries: deliveries
             .into_iter()
-            .map(|a| serde_json::to_value(a).unwrap_or_default())
+            .map(|x| serde_json::to_value(x).unwrap_or_default())
             .collect(),
     }))
 }
@@ -285,4 +309,179 @@ pub(crate) async fn get_alert_stream(
         .content_type("text/event-stream")
         .insert_header(("Cache-Control", "no-cache"))
         .streaming(stream))
+}
+
+/// A comment on an alert.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct NewComment {
+    /// The comment (1 to 4000 characters).
+    comment: String,
+}
+
+/// Adds a comment to an alert's history (kept with who wrote it, anchored like every change).
+#[utoipa::path(
+    operation_id = "create_alert_comment",
+    tag = "monitoring",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Alert id")),
+    request_body = NewComment,
+    responses(
+        (status = 200, description = "The alert and its history", body = AlertDetail),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 404, description = "No such alert", body = ErrorBody),
+        (status = 422, description = "An empty or too long comment", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/alerts/{id}/comments")]
+pub(crate) async fn create_alert_comment(
+    Admin(token): Admin,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    comment: web::Json<NewComment>,
+) -> Result<HttpResponse, ApiError> {
+    let text = comment.into_inner().comment;
+    let length = text.trim().chars().count();
+    if length == 0 || length > 4000 {
+        return Err(ApiError::new(
+            ErrorCode::Invalid,
+            format!("comment: {length} characters, 1 to 4000 allowed"),
+        ));
+    }
+    let id = id.into_inner();
+    let store = state.store.clone();
+    let added = store_call(move || store.comment_alert(id, text.trim(), &token.name)).await?;
+    if !added {
+        return Err(ApiError::new(ErrorCode::NotFound, format!("no alert {id}")));
+    }
+    detail(&state, id).await
+}
+
+/// A suppression to add.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct NewSuppression {
+    /// Only alerts of this rule (default: any rule).
+    #[serde(default)]
+    rule_id: Option<String>,
+    /// Only alerts with this key (default: any key).
+    #[serde(default)]
+    key: Option<String>,
+    /// Why (required).
+    reason: String,
+    /// For how long, e.g. `4h`, `7days` (at most 90 days).
+    duration: String,
+}
+
+/// Suppressions, newest first.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct SuppressionQuery {
+    /// Also those expired or lifted (default: only those in force).
+    #[serde(default)]
+    all: bool,
+}
+
+/// Suppressions: alerts they match are still stored and shown, muted, but not delivered.
+#[utoipa::path(
+    operation_id = "list_suppressions",
+    tag = "monitoring",
+    security(("bearer" = [])),
+    params(SuppressionQuery),
+    responses(
+        (status = 200, description = "Suppressions", body = Vec<Object>),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+    )
+)]
+#[get("/api/v1/suppressions")]
+pub(crate) async fn list_suppressions(
+    _: Admin,
+    state: web::Data<AppState>,
+    query: web::Query<SuppressionQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let store = state.store.clone();
+    let all = query.all;
+    let list = store_call(move || store.suppressions(!all)).await?;
+    Ok(HttpResponse::Ok().json(list))
+}
+
+/// Mutes alerts of a rule and/or key until the suppression expires.
+#[utoipa::path(
+    operation_id = "create_suppression",
+    tag = "monitoring",
+    security(("bearer" = [])),
+    request_body = NewSuppression,
+    responses(
+        (status = 201, description = "The suppression", body = Object),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 422, description = "No rule nor key, no reason, or a bad duration", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/suppressions")]
+pub(crate) async fn create_suppression(
+    Admin(token): Admin,
+    state: web::Data<AppState>,
+    new: web::Json<NewSuppression>,
+) -> Result<HttpResponse, ApiError> {
+    let new = new.into_inner();
+    let invalid = |m: String| ApiError::new(ErrorCode::Invalid, m);
+    if new.rule_id.is_none() && new.key.is_none() {
+        return Err(invalid(
+            "rule_id, key: name a rule, a key or both (a suppression of everything is not allowed)"
+                .into(),
+        ));
+    }
+    if new.reason.trim().is_empty() {
+        return Err(invalid("reason: say why the alerts are muted".into()));
+    }
+    let duration = humantime::parse_duration(&new.duration)
+        .map_err(|e| invalid(format!("duration: `{}`: {e}", new.duration)))?;
+    if duration.is_zero() || duration > std::time::Duration::from_secs(90 * 86_400) {
+        return Err(invalid(format!(
+            "duration: `{}` is not between 1 s and 90 days",
+            new.duration
+        )));
+    }
+    let expires = chrono::Utc::now().timestamp_millis()
+        + i64::try_from(duration.as_millis()).unwrap_or(i64::MAX / 2);
+    let store = state.store.clone();
+    let added = store_call(move || {
+        store.add_suppression(
+            new.rule_id.as_deref(),
+            new.key.as_deref(),
+            new.reason.trim(),
+            &token.name,
+            expires,
+        )
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(added))
+}
+
+/// Lifts a suppression before it expires.
+#[utoipa::path(
+    operation_id = "lift_suppression",
+    tag = "monitoring",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Suppression id")),
+    responses(
+        (status = 204, description = "Lifted"),
+        (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
+        (status = 404, description = "No such suppression in force", body = ErrorBody),
+    )
+)]
+#[post("/api/v1/suppressions/{id}/lift")]
+pub(crate) async fn lift_suppression(
+    Admin(token): Admin,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let store = state.store.clone();
+    if store_call(move || store.lift_suppression(id, &token.name)).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no suppression {id} in force"),
+        ))
+    }
 }

@@ -7,6 +7,7 @@
 //! extractor.
 
 mod alerts;
+pub mod audits;
 pub mod auth;
 mod connectors;
 pub mod error;
@@ -15,7 +16,7 @@ mod ledger;
 mod mappings;
 mod metrics;
 mod provenance;
-mod reconciliation;
+pub mod reconciliation;
 mod registry;
 mod system;
 mod ui;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub metrics: Vec<Arc<dyn MetricsSource>>,
     /// When the node started.
     pub started: Instant,
+    /// The configured audits.
+    pub audits: Vec<audits::AuditSchedule>,
 }
 
 #[derive(OpenApi)]
@@ -137,6 +140,14 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(alerts::get_alert_stream)
         .service(alerts::get_alert)
         .service(alerts::set_alert_status)
+        .service(alerts::create_alert_comment)
+        .service(alerts::list_suppressions)
+        .service(alerts::create_suppression)
+        .service(alerts::lift_suppression)
+        .service(audits::list_audits)
+        .service(audits::list_audit_runs)
+        .service(audits::get_audit_run)
+        .service(audits::run_audit)
         .service(metrics::get_metrics);
 }
 

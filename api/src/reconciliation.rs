@@ -12,14 +12,13 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiError, ErrorBody, ErrorCode, store_call};
-use crate::ledger::run;
 
 /// At most this many keys are listed per kind of difference (the counts are complete).
 const LISTED: usize = 100;
 
 /// Count and order-independent hash (XOR of the SHA-256 of each key) of a set of keys.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct KeySet {
+pub struct KeySet {
     rows: usize,
     hash: String,
 }
@@ -42,7 +41,7 @@ fn key_set<'a>(keys: impl IntoIterator<Item = &'a String>) -> KeySet {
 
 /// One table's reconciliation.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct TableReport {
+pub struct TableReport {
     table: String,
     /// The mapping reading it.
     mapping: String,
@@ -72,13 +71,43 @@ pub(crate) struct TableReport {
 
 /// A connector's reconciliation.
 #[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Reconciliation {
+pub struct Reconciliation {
     connector: String,
     /// When it ran, milliseconds since the epoch.
     at_ms: i64,
     tables: Vec<TableReport>,
     /// Every table complete.
     complete: bool,
+}
+
+impl Reconciliation {
+    /// Whether every mapped table is complete (nothing missing or quarantined, hashes equal).
+    #[must_use]
+    pub fn complete(&self) -> bool {
+        self.complete
+    }
+
+    /// One line per incomplete table: what is missing, extra, duplicated or quarantined.
+    #[must_use]
+    pub fn problems(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .filter(|t| !t.complete)
+            .map(|t| {
+                format!(
+                    "{}.{}: {} missing {:?}, {} extra, {} duplicated {:?}, {} quarantined",
+                    self.connector,
+                    t.table,
+                    t.missing,
+                    t.missing_keys.iter().take(10).collect::<Vec<_>>(),
+                    t.extra,
+                    t.duplicated,
+                    t.duplicated_keys.iter().take(10).collect::<Vec<_>>(),
+                    t.quarantined
+                )
+            })
+            .collect()
+    }
 }
 
 /// The key in a ledger entry's source position (`<table> key=<key> …`) or a quarantine position.
@@ -113,9 +142,42 @@ pub(crate) async fn run_reconciliation(
         .connectors
         .status(&connector)
         .map_err(|e| ApiError::new(ErrorCode::NotFound, e.to_string()))?;
-    let schemas = state.mappings.schemas();
+    let report = reconcile(
+        &state.connectors,
+        &state.mappings,
+        &state.ledger,
+        &state.store,
+        &connector,
+    )
+    .await?;
+    let event = serde_json::to_value(&report).unwrap_or_default();
+    let record = ledgerbridge_bus::Record::new(None, event.to_string().into_bytes())
+        .with_header("type", "reconciliation.completed");
+    if let Err(e) = state.bus.publish(&state.system_topic, vec![record]).await {
+        tracing::warn!(
+            "recording the reconciliation on {}: {e}",
+            state.system_topic
+        );
+    }
+    Ok(HttpResponse::Ok().json(report))
+}
+
+/// Reconciles one connector's mapped tables with the ledger (what the API's
+/// `POST /api/v1/connectors/{name}/reconcile` and the scheduled `reconcile` audit run).
+///
+/// # Errors
+/// The source, the store or the ledger could not be read.
+pub async fn reconcile(
+    connectors: &ledgerbridge_connectors::Connectors,
+    mappings: &ledgerbridge_mappings::Mappings,
+    ledger: &ledgerbridge_ledger::Ledger,
+    store: &ledgerbridge_store::Store,
+    connector: &str,
+) -> Result<Reconciliation, ApiError> {
+    let connector = connector.to_owned();
+    let schemas = mappings.schemas();
     let mut tables = Vec::new();
-    for (mapping, _, c, table, event_type) in state.mappings.active() {
+    for (mapping, _, c, table, event_type) in mappings.active() {
         if c != connector || table == "*" {
             continue;
         }
@@ -125,23 +187,28 @@ pub(crate) async fn run_reconciliation(
             .find(|s| s.event_type == event_type)
             .map(|s| s.channel.clone())
             .unwrap_or_default();
-        let source_keys: BTreeSet<String> = state
-            .connectors
+        let source_keys: BTreeSet<String> = connectors
             .keys(&connector, &table)
             .await
             .map_err(|e| ApiError::unavailable("the source", &e))?
             .into_iter()
             .collect();
         let (ch, conn, prefix) = (channel.clone(), connector.clone(), format!("{table} "));
-        let anchored_keys: Vec<String> = run(&state, move |l| {
-            Ok(l.entries(&ch)?
-                .into_iter()
-                .filter(|e| e.connector == conn)
-                .filter_map(|e| key_in(&e.source_position, &prefix).map(str::to_owned))
-                .collect())
+        let ledger = ledger.clone();
+        let anchored_keys: Vec<String> = actix_web::web::block(move || {
+            Ok::<_, ledgerbridge_ledger::LedgerError>(
+                ledger
+                    .entries(&ch)?
+                    .into_iter()
+                    .filter(|e| e.connector == conn)
+                    .filter_map(|e| key_in(&e.source_position, &prefix).map(str::to_owned))
+                    .collect(),
+            )
         })
-        .await?;
-        let store = state.store.clone();
+        .await
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        .map_err(crate::ledger::map_err)?;
+        let store = store.clone();
         let (mapping_name, conn) = (mapping.clone(), connector.clone());
         let quarantine = store_call(move || {
             let mut q = store.quarantined("mapping", Some(&mapping_name), None, 100_000)?;
@@ -202,16 +269,7 @@ pub(crate) async fn run_reconciliation(
         at_ms: chrono_now_ms(),
         tables,
     };
-    let event = serde_json::to_value(&report).unwrap_or_default();
-    let record = ledgerbridge_bus::Record::new(None, event.to_string().into_bytes())
-        .with_header("type", "reconciliation.completed");
-    if let Err(e) = state.bus.publish(&state.system_topic, vec![record]).await {
-        tracing::warn!(
-            "recording the reconciliation on {}: {e}",
-            state.system_topic
-        );
-    }
-    Ok(HttpResponse::Ok().json(report))
+    Ok(report)
 }
 
 fn chrono_now_ms() -> i64 {

@@ -71,6 +71,11 @@ fn node_with(extra: Vec<Arc<dyn HealthCheck>>) -> Node {
         components,
         metrics: Vec::new(),
         started: Instant::now(),
+        audits: vec![ledgerbridge_api::audits::AuditSchedule {
+            name: "ledger-verify".into(),
+            job: "verify_ledger".into(),
+            schedule: "0 0 2 * * *".into(),
+        }],
     });
     Node {
         _dir: dir,
@@ -273,7 +278,7 @@ async fn openapi_document_matches_the_snapshot() {
             assert!(
                 [
                     "get", "list", "create", "update", "delete", "set", "pause", "resume", "run",
-                    "rewind", "test", "redrive", "discard"
+                    "rewind", "test", "redrive", "discard", "lift"
                 ]
                 .contains(&verb)
                     && id.contains('_'),

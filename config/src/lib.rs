@@ -9,6 +9,7 @@ pub mod connectors;
 mod duration;
 mod load;
 pub mod model;
+pub mod monitoring;
 mod secret;
 
 pub use duration::HumanDuration;

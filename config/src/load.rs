@@ -544,11 +544,7 @@ fn semantic_checks(config: &Config, errors: &mut Vec<Issue>, warnings: &mut Vec<
         }
     }
     for (i, channel) in config.ledger.channels.iter().enumerate() {
-        let valid = (1..=32).contains(&channel.len())
-            && channel
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if !valid {
+        if !channel_name_ok(channel) {
             errors.push(Issue {
                 path: ConfigPath(vec![
                     Segment::Key("ledger".into()),
@@ -563,6 +559,7 @@ fn semantic_checks(config: &Config, errors: &mut Vec<Issue>, warnings: &mut Vec<
         }
     }
     connector_checks(config, errors);
+    monitoring_checks(config, errors);
     let secrets = [
         (
             ConfigPath::of(&["store", "postgres", "password"]),
@@ -598,6 +595,89 @@ fn semantic_checks(config: &Config, errors: &mut Vec<Issue>, warnings: &mut Vec<
             });
         }
     }
+}
+
+fn monitoring_checks(config: &Config, errors: &mut Vec<Issue>) {
+    let m = &config.monitoring;
+    let mut error = |keys: Vec<Segment>, message: String| {
+        let mut path = vec![Segment::Key("monitoring".into())];
+        path.extend(keys);
+        errors.push(Issue {
+            path: ConfigPath(path),
+            position: None,
+            message,
+        });
+    };
+    let key = |k: &str| Segment::Key(k.to_owned());
+    if !channel_name_ok(&m.channel) {
+        error(
+            vec![key("channel")],
+            format!(
+                "`{}` is not a channel name: use 1 to 32 of a-z, 0-9 and -",
+                m.channel
+            ),
+        );
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, a) in m.audits.iter().enumerate() {
+        if !names.insert(a.name.as_str()) {
+            error(
+                vec![key("audits"), Segment::Index(i), key("name")],
+                format!("a second audit is called `{}`", a.name),
+            );
+        }
+        if let Err(e) = a.schedule.parse::<cron::Schedule>() {
+            error(
+                vec![key("audits"), Segment::Index(i), key("schedule")],
+                format!(
+                    "`{}` is not a cron expression (sec min hour day month weekday): {e}",
+                    a.schedule
+                ),
+            );
+        }
+    }
+    let http = |u: &str| url::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    for (i, p) in m.peers.iter().enumerate() {
+        if !http(p) {
+            error(
+                vec![key("peers"), Segment::Index(i)],
+                format!("`{p}` is not an http(s) URL"),
+            );
+        }
+    }
+    if let Some(w) = &m.webhook
+        && !http(&w.url)
+    {
+        error(
+            vec![key("webhook"), key("url")],
+            format!("`{}` is not an http(s) URL", w.url),
+        );
+    }
+    if let Some(e) = &m.email {
+        if !url::Url::parse(&e.smtp_url).is_ok_and(|u| u.scheme() == "smtp") {
+            error(
+                vec![key("email"), key("smtp_url")],
+                format!(
+                    "`{}` is not an smtp:// URL (e.g. smtp://mail.example.org:25)",
+                    e.smtp_url
+                ),
+            );
+        }
+        if e.recipients.is_empty() {
+            error(
+                vec![key("email"), key("recipients")],
+                "name at least one recipient".into(),
+            );
+        }
+    }
+}
+
+/// The ledger's channel names: 1 to 32 of a-z, 0-9 and `-`.
+fn channel_name_ok(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn connector_checks(config: &Config, errors: &mut Vec<Issue>) {

@@ -45,6 +45,9 @@ pub struct Config {
     /// Mappings from legacy rows to canonical events.
     #[serde(default)]
     pub mappings: MappingsConfig,
+    /// Alert anchoring and delivery, the integrity monitor and scheduled audits.
+    #[serde(default)]
+    pub monitoring: crate::monitoring::MonitoringConfig,
 }
 
 /// Mappings from legacy rows to canonical events.

@@ -30,12 +30,15 @@ pub(crate) struct AnchorStats {
     pub(crate) quarantined: AtomicU64,
     /// Source extraction → anchored latencies of the last events, milliseconds.
     latencies: Mutex<VecDeque<i64>>,
+    /// The longest latency since the lag was last recorded in the store.
+    max_since: std::sync::atomic::AtomicI64,
 }
 
 const LATENCY_WINDOW: usize = 10_000;
 
 impl AnchorStats {
     fn record_latency(&self, ms: i64) {
+        self.max_since.fetch_max(ms, Ordering::Relaxed);
         if let Ok(mut l) = self.latencies.lock() {
             if l.len() == LATENCY_WINDOW {
                 l.pop_front();
@@ -313,6 +316,29 @@ pub(crate) fn canonical_topics(mappings: &Mappings, prefix: &str) -> Vec<String>
 }
 
 /// Runs until `stop` turns true, in the consumer group `<prefix>anchor`.
+/// How often the longest recent latency is recorded for the integrity monitor.
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Records the longest extraction → anchored latency since the last record (the integrity
+/// monitor compares it with the sequencing-lag SLO, from whatever process it runs in).
+async fn record_lag(ctx: &AnchorContext) {
+    let max_ms = ctx.stats.max_since.swap(0, Ordering::Relaxed);
+    if max_ms <= 0 {
+        return;
+    }
+    let lag = crate::integrity::Lag {
+        at_ms: chrono::Utc::now().timestamp_millis(),
+        max_ms,
+    };
+    let store = ctx.store.clone();
+    let text = serde_json::to_string(&lag).unwrap_or_default();
+    let saved =
+        tokio::task::spawn_blocking(move || store.set_meta(crate::integrity::LAG_KEY, &text)).await;
+    if !matches!(saved, Ok(Ok(()))) {
+        tracing::warn!("recording the anchoring lag failed");
+    }
+}
+
 pub(crate) async fn run(
     ctx: AnchorContext,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -326,8 +352,13 @@ pub(crate) async fn run(
         .map_err(|e| format!("subscribing {group}: {e}"))?;
     let mut decoders = Decoders::new(ctx.registry.clone(), Arc::clone(&ctx.mappings));
     let mut failures = 0u32;
+    let mut lag_recorded = std::time::Instant::now();
     tracing::info!(topics = topics.len(), "anchoring worker running");
     while !*stop.borrow() {
+        if lag_recorded.elapsed() >= LAG_EVERY {
+            lag_recorded = std::time::Instant::now();
+            record_lag(&ctx).await;
+        }
         let batch = tokio::select! {
             r = consumer.poll(5_000, Duration::from_millis(200)) => r,
             _ = stop.changed() => break,

@@ -105,6 +105,13 @@ pub(crate) fn dir(config: &Config) -> PathBuf {
     config.node.data_dir.join("legacy")
 }
 
+/// The connectors of the sample systems, without starting anything.
+pub(crate) fn connectors(config: &Config) -> Result<Vec<ConnectorConfig>> {
+    let loaded = ledgerbridge_config::load_str(&connectors_toml(&dir(config)), "sample connectors")
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(loaded.config.connectors)
+}
+
 /// Creates the sample systems (idempotently), starts the load generator and returns the
 /// connectors that read them.
 pub(crate) async fn start(config: &Config) -> Result<LegacySamples> {
@@ -126,8 +133,7 @@ pub(crate) async fn start(config: &Config) -> Result<LegacySamples> {
             .with_context(|| format!("creating the {} sample tables", domain.as_str()))?;
     }
     drop(db);
-    let loaded = ledgerbridge_config::load_str(&connectors_toml(&dir), "sample connectors")
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let connectors = connectors(config)?;
     let run = RunConfig {
         domains: Domain::ALL.to_vec(),
         targets,
@@ -162,7 +168,7 @@ pub(crate) async fn start(config: &Config) -> Result<LegacySamples> {
     });
     tracing::info!(dir = %dir.display(), rate = config.samples.rate, "sample legacy systems running");
     Ok(LegacySamples {
-        connectors: loaded.config.connectors,
+        connectors,
         stop,
         task,
     })

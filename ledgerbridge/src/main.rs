@@ -6,9 +6,12 @@ mod bench_connector;
 mod bench_mapping;
 mod bench_pipeline;
 mod cli;
+mod integrity;
 mod legacy;
 mod monitor;
 mod node;
+mod notify;
+mod oversight;
 mod samples;
 
 use std::process::ExitCode;

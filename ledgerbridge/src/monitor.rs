@@ -65,6 +65,9 @@ fn stored(a: &ledgerbridge_monitoring::engine::Alert) -> StoredAlert {
         detected_at_ms: a.detected_at,
         status: "open".into(),
         assignee: None,
+        suppressed_by: None,
+        evidence: None,
+        ledger_index: None,
     }
 }
 

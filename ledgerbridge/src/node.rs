@@ -138,6 +138,21 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
     } else {
         None
     };
+    // A monitoring process without the connector role still reads the sources for the
+    // scheduled reconciliation: it knows the connectors, disabled (it never polls them).
+    if roles.contains(&Role::Monitor) && !roles.contains(&Role::Connector) {
+        let mut known = config.connectors.clone();
+        if config.samples.enabled {
+            known.extend(crate::legacy::connectors(&config)?);
+        }
+        connector_configs = known
+            .into_iter()
+            .map(|mut c| {
+                c.enabled = false;
+                c
+            })
+            .collect();
+    }
     let connectors = Arc::new(ledgerbridge_connectors::Connectors::start(
         connector_ctx,
         &connector_configs,
@@ -187,6 +202,22 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
             }
         })
     });
+    let overseer = roles.contains(&Role::Monitor).then(|| {
+        let ctx = crate::oversight::OversightContext {
+            store: store.clone(),
+            ledger: ledger.clone(),
+            config: config.monitoring.clone(),
+            connectors: Arc::clone(&connectors),
+            mappings: Arc::clone(&mappings),
+            api_url: api_url(&config.api.listen),
+        };
+        let stopped = stop_mapper.subscribe();
+        tokio::spawn(async move {
+            if let Err(e) = crate::oversight::run(ctx, stopped).await {
+                tracing::error!("alert anchoring, delivery and audits stopped: {e}");
+            }
+        })
+    });
     let components: Vec<Arc<dyn HealthCheck>> = vec![
         Arc::new(StoreHealth(store.clone())),
         Arc::new(BusHealth(Arc::clone(&bus))),
@@ -211,6 +242,19 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
             monitor: Arc::clone(&monitor_stats),
         })],
         started: Instant::now(),
+        audits: config
+            .monitoring
+            .audits
+            .iter()
+            .map(|a| ledgerbridge_api::audits::AuditSchedule {
+                name: a.name.clone(),
+                job: serde_json::to_value(a.job)
+                    .ok()
+                    .and_then(|j| j.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                schedule: a.schedule.clone(),
+            })
+            .collect(),
     });
     if roles.contains(&Role::Api) {
         let listen: SocketAddr = config
@@ -246,12 +290,22 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
     }
     connectors.shutdown().await;
     let _ = stop_mapper.send(true);
-    for task in [mapper, anchorer, monitorer].into_iter().flatten() {
+    for task in [mapper, anchorer, monitorer, overseer]
+        .into_iter()
+        .flatten()
+    {
         let _ = task.await;
     }
     let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });
     publish_system_event(&*bus, &system_topic, "node.stopped", &stopped).await?;
     Ok(())
+}
+
+/// The API's base URL as other machines may reach it, for links in mails (none when it listens
+/// on a wildcard address or a random port).
+fn api_url(listen: &str) -> Option<String> {
+    let addr: SocketAddr = listen.parse().ok()?;
+    (addr.port() != 0 && !addr.ip().is_unspecified()).then(|| format!("http://{addr}"))
 }
 
 /// The mappings: the configured files and, with `[samples]`, the sample systems' mappings,

@@ -33,6 +33,12 @@ pub struct StoredAlert {
     pub status: String,
     /// Who works on it.
     pub assignee: Option<String>,
+    /// The suppression that muted it (stored, not delivered).
+    pub suppressed_by: Option<i64>,
+    /// Evidence kept with it, JSON (e.g. both signed checkpoints of an equivocation).
+    pub evidence: Option<String>,
+    /// Its index in the alerts channel of the ledger, once anchored.
+    pub ledger_index: Option<i64>,
 }
 
 /// A change of an alert's state.
@@ -53,6 +59,45 @@ pub struct AlertAction {
     pub actor: String,
     /// When.
     pub at_ms: i64,
+    /// `status` (a change of status or assignee) or `comment`.
+    pub kind: String,
+    /// Its index in the alerts channel of the ledger, once anchored.
+    pub ledger_index: Option<i64>,
+}
+
+/// A suppression: alerts of a rule and/or key raised before it expires are stored muted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::alert_suppressions)]
+pub struct Suppression {
+    /// Row id.
+    pub id: i64,
+    /// Only this rule (`None`: any).
+    pub rule_id: Option<String>,
+    /// Only this key (`None`: any).
+    pub alert_key: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Who.
+    pub created_by: String,
+    /// When.
+    pub created_at_ms: i64,
+    /// Until when.
+    pub expires_at_ms: i64,
+    /// Who lifted it early.
+    pub lifted_by: Option<String>,
+    /// When it was lifted.
+    pub lifted_at_ms: Option<i64>,
+}
+
+impl Suppression {
+    /// Whether it mutes an alert of `rule` and `key` raised at `at_ms`.
+    #[must_use]
+    pub fn mutes(&self, rule: &str, key: &str, at_ms: i64) -> bool {
+        self.rule_id.as_deref().is_none_or(|r| r == rule)
+            && self.alert_key.as_deref().is_none_or(|k| k == key)
+            && at_ms < self.expires_at_ms
+            && self.lifted_at_ms.is_none_or(|l| at_ms < l)
+    }
 }
 
 impl Store {
@@ -65,6 +110,15 @@ impl Store {
         use alerts::dsl;
         let mut conn = self.conn()?;
         write_transaction(&mut conn, |c| {
+            let now = now_ms();
+            let active: Vec<Suppression> = {
+                use crate::schema::alert_suppressions::dsl as s;
+                s::alert_suppressions
+                    .filter(s::expires_at_ms.gt(now))
+                    .filter(s::lifted_at_ms.is_null())
+                    .select(Suppression::as_select())
+                    .load(c)?
+            };
             let mut added = 0;
             for a in new {
                 let exists = dsl::alerts
@@ -87,6 +141,11 @@ impl Store {
                         dsl::event_at_ms.eq(a.event_at_ms),
                         dsl::detected_at_ms.eq(a.detected_at_ms),
                         dsl::status.eq(&a.status),
+                        dsl::suppressed_by.eq(active
+                            .iter()
+                            .find(|s| s.mutes(&a.rule_id, &a.alert_key, now))
+                            .map(|s| s.id)),
+                        dsl::evidence.eq(&a.evidence),
                     ))
                     .execute(c)?;
                 added += 1;
@@ -179,26 +238,63 @@ impl Store {
         comment: &str,
         actor: &str,
     ) -> Result<bool> {
+        self.alert_action(id, Some((status, assignee)), comment, actor)
+    }
+
+    /// Adds a comment to an alert's history. Returns false for an unknown alert.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn comment_alert(&self, id: i64, comment: &str, actor: &str) -> Result<bool> {
+        self.alert_action(id, None, comment, actor)
+    }
+
+    fn alert_action(
+        &self,
+        id: i64,
+        change: Option<(&str, Option<&str>)>,
+        comment: &str,
+        actor: &str,
+    ) -> Result<bool> {
         use crate::schema::alert_actions::dsl as a;
         use alerts::dsl;
         let mut conn = self.conn()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
-            let changed = match assignee {
-                Some(who) => diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
+            let changed = match change {
+                Some((status, Some(who))) => diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
                     .set((dsl::status.eq(status), dsl::assignee.eq(Some(who))))
                     .execute(c)?,
-                None => diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
+                Some((status, None)) => diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
                     .set(dsl::status.eq(status))
                     .execute(c)?,
+                None => dsl::alerts
+                    .filter(dsl::id.eq(id))
+                    .count()
+                    .get_result::<i64>(c)?
+                    .try_into()
+                    .unwrap_or(0),
             };
             if changed == 0 {
                 return Ok(false);
             }
+            // A comment keeps the status the alert has.
+            let (status, assignee, kind) = match change {
+                Some((status, assignee)) => (status.to_owned(), assignee, "status"),
+                None => (
+                    dsl::alerts
+                        .filter(dsl::id.eq(id))
+                        .select(dsl::status)
+                        .first::<String>(c)?,
+                    None,
+                    "comment",
+                ),
+            };
             diesel::insert_into(a::alert_actions)
                 .values((
                     a::alert_id.eq(id),
-                    a::status.eq(status),
+                    a::status.eq(&status),
+                    a::kind.eq(kind),
                     a::assignee.eq(assignee),
                     a::comment.eq(comment),
                     a::actor.eq(actor),
@@ -208,5 +304,159 @@ impl Store {
             Ok(true)
         })
         .map_err(query_err("changing an alert's status"))
+    }
+}
+
+impl Store {
+    /// Adds a suppression.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn add_suppression(
+        &self,
+        rule_id: Option<&str>,
+        alert_key: Option<&str>,
+        reason: &str,
+        actor: &str,
+        expires_at_ms: i64,
+    ) -> Result<Suppression> {
+        use crate::schema::alert_suppressions::dsl as s;
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        write_transaction(&mut conn, |c| {
+            diesel::insert_into(s::alert_suppressions)
+                .values((
+                    s::rule_id.eq(rule_id),
+                    s::alert_key.eq(alert_key),
+                    s::reason.eq(reason),
+                    s::created_by.eq(actor),
+                    s::created_at_ms.eq(now),
+                    s::expires_at_ms.eq(expires_at_ms),
+                ))
+                .execute(c)?;
+            s::alert_suppressions
+                .order(s::id.desc())
+                .select(Suppression::as_select())
+                .first(c)
+        })
+        .map_err(query_err("adding a suppression"))
+    }
+
+    /// Suppressions, newest first; only those in force at `now_ms` when `active`.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn suppressions(&self, active: bool) -> Result<Vec<Suppression>> {
+        use crate::schema::alert_suppressions::dsl as s;
+        let mut conn = self.conn()?;
+        let mut q = s::alert_suppressions.into_boxed();
+        if active {
+            q = q
+                .filter(s::expires_at_ms.gt(now_ms()))
+                .filter(s::lifted_at_ms.is_null());
+        }
+        q.order(s::id.desc())
+            .limit(1000)
+            .select(Suppression::as_select())
+            .load(&mut *conn)
+            .map_err(query_err("listing suppressions"))
+    }
+
+    /// Lifts a suppression before its expiry. Returns false when it is unknown or already
+    /// lifted.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn lift_suppression(&self, id: i64, actor: &str) -> Result<bool> {
+        use crate::schema::alert_suppressions::dsl as s;
+        let mut conn = self.conn()?;
+        let now = now_ms();
+        write_transaction(&mut conn, |c| {
+            diesel::update(
+                s::alert_suppressions
+                    .filter(s::id.eq(id))
+                    .filter(s::lifted_at_ms.is_null()),
+            )
+            .set((s::lifted_by.eq(actor), s::lifted_at_ms.eq(now)))
+            .execute(c)
+        })
+        .map(|n| n > 0)
+        .map_err(query_err("lifting a suppression"))
+    }
+}
+
+/// What of the alerts' history is not in the ledger yet.
+#[derive(Debug, Clone, Default)]
+pub struct Unanchored {
+    /// Alerts, oldest first.
+    pub alerts: Vec<StoredAlert>,
+    /// History entries, oldest first.
+    pub actions: Vec<AlertAction>,
+}
+
+impl Store {
+    /// Up to `limit` alerts and history entries each that have no ledger index yet.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn unanchored_alerts(&self, limit: i64) -> Result<Unanchored> {
+        use crate::schema::alert_actions::dsl as a;
+        use alerts::dsl;
+        let mut conn = self.conn()?;
+        let alerts = dsl::alerts
+            .filter(dsl::ledger_index.is_null())
+            .order(dsl::id)
+            .limit(limit)
+            .select(StoredAlert::as_select())
+            .load(&mut *conn)
+            .map_err(query_err("reading unanchored alerts"))?;
+        let actions = a::alert_actions
+            .filter(a::ledger_index.is_null())
+            .order(a::id)
+            .limit(limit)
+            .select(AlertAction::as_select())
+            .load(&mut *conn)
+            .map_err(query_err("reading unanchored alert actions"))?;
+        Ok(Unanchored { alerts, actions })
+    }
+
+    /// Records where alerts (`(id, index)`) and history entries were anchored.
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn set_alerts_anchored(&self, alerts: &[(i64, i64)], actions: &[(i64, i64)]) -> Result<()> {
+        use crate::schema::alert_actions::dsl as a;
+        use alerts::dsl;
+        let mut conn = self.conn()?;
+        write_transaction(&mut conn, |c| {
+            for (id, index) in alerts {
+                diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
+                    .set(dsl::ledger_index.eq(index))
+                    .execute(c)?;
+            }
+            for (id, index) in actions {
+                diesel::update(a::alert_actions.filter(a::id.eq(id)))
+                    .set(a::ledger_index.eq(index))
+                    .execute(c)?;
+            }
+            Ok(())
+        })
+        .map_err(query_err("recording anchored alerts"))
+    }
+
+    /// Alerts with an id above `after`, oldest first (for delivery).
+    ///
+    /// # Errors
+    /// The store failed.
+    pub fn alerts_after(&self, after: i64, limit: i64) -> Result<Vec<StoredAlert>> {
+        use alerts::dsl;
+        let mut conn = self.conn()?;
+        dsl::alerts
+            .filter(dsl::id.gt(after))
+            .order(dsl::id)
+            .limit(limit)
+            .select(StoredAlert::as_select())
+            .load(&mut *conn)
+            .map_err(query_err("reading new alerts"))
     }
 }

@@ -7,6 +7,7 @@
 //! `spawn_blocking` (or actix's `web::block`) in async code.
 
 mod alerts;
+mod audits;
 mod connectors;
 pub mod schema;
 #[cfg(feature = "test-support")]
@@ -21,7 +22,8 @@ use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-pub use alerts::{AlertAction, StoredAlert};
+pub use alerts::{AlertAction, StoredAlert, Suppression, Unanchored};
+pub use audits::{AuditRun, CheckpointObservation, NewNotification, Notification, RuleVersion};
 pub use connectors::{MappingVersion, NewQuarantined, QuarantineAction, QuarantinedRecord};
 pub use tokens::{Role, TokenInfo, hash_token};
 

@@ -198,6 +198,9 @@ diesel::table! {
         detected_at_ms -> BigInt,
         status -> Text,
         assignee -> Nullable<Text>,
+        suppressed_by -> Nullable<BigInt>,
+        evidence -> Nullable<Text>,
+        ledger_index -> Nullable<BigInt>,
     }
 }
 
@@ -210,5 +213,76 @@ diesel::table! {
         comment -> Text,
         actor -> Text,
         at_ms -> BigInt,
+        kind -> Text,
+        ledger_index -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    alert_suppressions (id) {
+        id -> BigInt,
+        rule_id -> Nullable<Text>,
+        alert_key -> Nullable<Text>,
+        reason -> Text,
+        created_by -> Text,
+        created_at_ms -> BigInt,
+        expires_at_ms -> BigInt,
+        lifted_by -> Nullable<Text>,
+        lifted_at_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        alert_id -> BigInt,
+        channel -> Text,
+        recipient -> Text,
+        mode -> Text,
+        status -> Text,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        created_at_ms -> BigInt,
+        sent_at_ms -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    audit_runs (id) {
+        id -> BigInt,
+        job -> Text,
+        trigger -> Text,
+        requested_by -> Nullable<Text>,
+        status -> Text,
+        requested_at_ms -> BigInt,
+        started_at_ms -> Nullable<BigInt>,
+        finished_at_ms -> Nullable<BigInt>,
+        summary -> Text,
+        details -> Text,
+    }
+}
+
+diesel::table! {
+    rule_versions (id) {
+        id -> BigInt,
+        rule_id -> Text,
+        version -> Integer,
+        body -> Text,
+        enabled -> Bool,
+        comment -> Text,
+        created_by -> Text,
+        created_at_ms -> BigInt,
+    }
+}
+
+diesel::table! {
+    checkpoint_observations (id) {
+        id -> BigInt,
+        channel -> Text,
+        source -> Text,
+        tree_size -> BigInt,
+        root_hex -> Text,
+        note -> Text,
+        observed_at_ms -> BigInt,
     }
 }

@@ -1,0 +1,12 @@
+DROP TABLE checkpoint_observations;
+DROP TABLE rule_versions;
+DROP TABLE audit_runs;
+DROP TABLE notifications;
+DROP TABLE alert_suppressions;
+DROP INDEX alert_actions_unanchored;
+DROP INDEX alerts_unanchored;
+ALTER TABLE alert_actions DROP COLUMN ledger_index;
+ALTER TABLE alert_actions DROP COLUMN kind;
+ALTER TABLE alerts DROP COLUMN ledger_index;
+ALTER TABLE alerts DROP COLUMN evidence;
+ALTER TABLE alerts DROP COLUMN suppressed_by;
