@@ -577,6 +577,22 @@ fn semantic_checks(config: &Config, errors: &mut Vec<Issue>, warnings: &mut Vec<
                 .as_ref()
                 .and_then(|k| k.sasl_password.as_ref()),
         ),
+        (
+            ConfigPath::of(&["monitoring", "email", "password"]),
+            config
+                .monitoring
+                .email
+                .as_ref()
+                .and_then(|e| e.password.as_ref()),
+        ),
+        (
+            ConfigPath::of(&["monitoring", "webhook", "secret"]),
+            config
+                .monitoring
+                .webhook
+                .as_ref()
+                .and_then(|w| w.secret.as_ref()),
+        ),
     ];
     for (path, secret) in secrets {
         if let Some(secret) = secret

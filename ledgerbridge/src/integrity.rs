@@ -710,11 +710,8 @@ mod tests {
         assert!(evidence.contains(&hex(&cp.root)) && evidence.contains(&hex(&[7u8; 32])));
         assert!(evidence.contains("signed_statements"), "{evidence}");
         // A stranger's signature added to the original note.
-        let stranger = SignerKey::generate(
-            &original.text.lines().next().unwrap().to_owned(),
-            KeyType::Ed25519,
-        )
-        .unwrap();
+        let stranger =
+            SignerKey::generate(original.text.lines().next().unwrap(), KeyType::Ed25519).unwrap();
         let mut with_stranger = original.clone();
         with_stranger.add_signature(&stranger).unwrap();
         exec(&store, &sql(&with_stranger.to_text(), &hex(&cp.root)));
