@@ -1,4 +1,4 @@
-// ledgerbridge admin UI: node status, the connectors and the node's own event log.
+// ledgerbridge admin UI: node status, the connectors, the alerts and the node's own event log.
 // Plain browser JavaScript, served by the node itself; no build step. Data from the API is only
 // ever written with textContent, never parsed as HTML.
 'use strict';
@@ -62,11 +62,25 @@ class ApiError extends Error {
   }
 }
 
-/** Calls the API with the admin token; resolves to the JSON body, rejects with an ApiError. */
-async function api(path, method = 'GET', bearer = token) {
+/** The API's own error message of a failed response (its JSON envelope), or the HTTP status. */
+function errorMessage(response, body) {
+  return body && body.error && body.error.message ? body.error.message : `HTTP ${response.status}`;
+}
+
+/**
+ * Calls the API with the admin token; resolves to the JSON body, rejects with an ApiError.
+ * `json`, when given, is sent as the JSON request body.
+ */
+async function api(path, method = 'GET', bearer = token, json = undefined) {
+  const headers = { Authorization: `Bearer ${bearer}` };
+  const init = { method, headers };
+  if (json !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(json);
+  }
   let response;
   try {
-    response = await fetch(path, { method, headers: { Authorization: `Bearer ${bearer}` } });
+    response = await fetch(path, init);
   } catch {
     throw new ApiError(0, 'the node is unreachable');
   }
@@ -76,10 +90,7 @@ async function api(path, method = 'GET', bearer = token) {
   } catch {
     body = null;
   }
-  if (!response.ok) {
-    const message = body && body.error ? body.error.message : `HTTP ${response.status}`;
-    throw new ApiError(response.status, message);
-  }
+  if (!response.ok) throw new ApiError(response.status, errorMessage(response, body));
   return body;
 }
 
@@ -465,6 +476,847 @@ document.querySelector('#connectors tbody').addEventListener('click', (event) =>
 
 document.getElementById('connector-detail-close').addEventListener('click', closeDetail);
 
+// --- Alerts ------------------------------------------------------------------------------------
+//
+// The newest alerts from GET /api/v1/alerts (the rule filter is the API's, the status filter is
+// applied here: the API has none), then new ones live from GET /api/v1/alerts/stream. EventSource
+// cannot send the Authorization header, so the stream is read with fetch() and its server-sent
+// events framing parsed by SseParser; a dropped stream is reopened with backoff and the
+// Last-Event-ID of the last alert seen, so nothing raised in between is missed.
+
+const ALERTS_PAGE = 100;
+// The table keeps at most this many alerts; "Load older alerts" pages further back.
+const ALERTS_KEPT = 1000;
+const STREAM_RETRY_MIN_MS = 1000;
+const STREAM_RETRY_MAX_MS = 30_000;
+// The node sends a keep-alive comment every 15 seconds; silence this long means a dead stream.
+const STREAM_SILENCE_MS = 45_000;
+const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+const STATUS_LABELS = {
+  open: 'open',
+  acknowledged: 'acknowledged',
+  resolved: 'resolved',
+  false_positive: 'false positive',
+};
+// The buttons offered in each status; the API itself accepts any of the four statuses.
+// A comment (`comment`) can be added in any status.
+const STATUS_ACTIONS = {
+  open: ['acknowledged', 'assign', 'resolved', 'false_positive', 'comment'],
+  acknowledged: ['assign', 'resolved', 'false_positive', 'open', 'comment'],
+  resolved: ['open', 'comment'],
+  false_positive: ['open', 'comment'],
+};
+const ACTION_DONE = {
+  acknowledged: 'acknowledged',
+  assign: 'assigned',
+  resolved: 'resolved',
+  false_positive: 'marked a false positive',
+  open: 'reopened',
+};
+const ALERT_HASH = /^#alert-(\d+)$/;
+
+/**
+ * Server-sent events framing, as the HTML standard's EventSource parses it: lines end with CRLF,
+ * LF or CR (also across chunks); `:` starts a comment; `data:` lines accumulate, joined by LF;
+ * `id:` sets the last event id (kept across events); a blank line dispatches the event, if it has
+ * data. Fed decoded text chunks as they arrive.
+ */
+class SseParser {
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.buffer = '';
+    this.skipLf = false;
+    this.data = [];
+    this.type = '';
+    this.lastEventId = '';
+    this.retry = null;
+  }
+
+  feed(text) {
+    let chunk = text;
+    if (this.skipLf && chunk.startsWith('\n')) chunk = chunk.slice(1);
+    this.skipLf = false;
+    const buffer = this.buffer + chunk;
+    let start = 0;
+    for (let i = 0; i < buffer.length; i++) {
+      const c = buffer[i];
+      if (c !== '\n' && c !== '\r') continue;
+      this.line(buffer.slice(start, i));
+      if (c === '\r') {
+        if (i + 1 === buffer.length) this.skipLf = true;
+        else if (buffer[i + 1] === '\n') i++;
+      }
+      start = i + 1;
+    }
+    this.buffer = buffer.slice(start);
+  }
+
+  line(line) {
+    if (line === '') {
+      this.dispatch();
+      return;
+    }
+    if (line.startsWith(':')) return;
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    switch (field) {
+      case 'event':
+        this.type = value;
+        break;
+      case 'data':
+        this.data.push(value);
+        break;
+      case 'id':
+        if (!value.includes('\0')) this.lastEventId = value;
+        break;
+      case 'retry':
+        if (/^\d+$/.test(value)) this.retry = Number(value);
+        break;
+      default:
+        break;
+    }
+  }
+
+  dispatch() {
+    const type = this.type || 'message';
+    const data = this.data;
+    this.type = '';
+    this.data = [];
+    if (data.length === 0) return;
+    this.onEvent({ type, id: this.lastEventId, data: data.join('\n') });
+  }
+}
+
+const alertsState = {
+  // The alerts of the current rule filter, newest (highest id) first.
+  list: [],
+  // Ids that arrived through the stream and have not been opened yet.
+  fresh: new Set(),
+  rules: new Set(),
+  // Whether an older page may exist.
+  more: false,
+  // Incremented whenever the list is replaced, so that a slow answer cannot overwrite a newer one.
+  generation: 0,
+  // The alert shown in the detail panel and its request counter.
+  detail: null,
+  detailRequest: 0,
+};
+
+const stream = {
+  // Highest alert id seen from the API (list or stream): the Last-Event-ID of a reconnection.
+  lastId: null,
+  controller: null,
+  timer: null,
+  retryMs: STREAM_RETRY_MIN_MS,
+  // Incremented by every start and stop: a finished run only reconnects if it is still current.
+  run: 0,
+};
+
+function alertsBody() {
+  return document.querySelector('#alerts tbody');
+}
+
+function ruleFilter() {
+  return document.getElementById('alert-rule-filter').value;
+}
+
+function statusFilter() {
+  return document.getElementById('alert-status-filter').value;
+}
+
+function statusMatches(status, filter) {
+  if (!filter) return true;
+  if (filter === 'active') return status === 'open' || status === 'acknowledged';
+  return status === filter;
+}
+
+function severityBadge(severity) {
+  const badge = el('span', `badge severity severity-${severity}`, severity);
+  badge.dataset.severity = severity;
+  return badge;
+}
+
+function statusBadge(status) {
+  const badge = el('span', `badge status status-${status}`, STATUS_LABELS[status] ?? status);
+  badge.dataset.status = status;
+  return badge;
+}
+
+function setLive(state, text, isError) {
+  const live = document.getElementById('alerts-live');
+  live.dataset.state = state;
+  live.textContent = text;
+  live.classList.toggle('error', Boolean(isError));
+  live.classList.toggle('muted', !isError);
+}
+
+function noteRules(alerts) {
+  const select = document.getElementById('alert-rule-filter');
+  let added = false;
+  for (const a of alerts) {
+    if (!alertsState.rules.has(a.rule_id)) {
+      alertsState.rules.add(a.rule_id);
+      added = true;
+    }
+  }
+  if (!added) return;
+  const chosen = select.value;
+  const options = [...alertsState.rules].sort().map((rule) => {
+    const option = el('option', null, rule);
+    option.value = rule;
+    return option;
+  });
+  const all = el('option', null, 'All rules');
+  all.value = '';
+  select.replaceChildren(all, ...options);
+  select.value = chosen;
+}
+
+function noteLastId(id) {
+  if (stream.lastId === null || id > stream.lastId) stream.lastId = id;
+}
+
+/** A new row for an alert: its cells are filled by updateAlertRow. */
+function newAlertRow(id) {
+  const tr = document.createElement('tr');
+  tr.dataset.alert = String(id);
+  const idCell = el('th', 'alert-id num');
+  idCell.scope = 'row';
+  idCell.append(el('span', 'number', String(id)));
+  const open = el('button', 'action-open', 'Open');
+  open.type = 'button';
+  open.dataset.alert = String(id);
+  open.setAttribute('aria-label', `Open alert ${id}`);
+  const actions = cell(null, 'actions');
+  actions.append(open);
+  tr.append(
+    idCell,
+    cell(null, 'alert-detected'),
+    cell(null, 'alert-severity'),
+    cell(null, 'alert-rule'),
+    cell(null, 'alert-key'),
+    cell(null, 'alert-explanation'),
+    cell(null, 'alert-status'),
+    cell(null, 'alert-assignee'),
+    actions,
+  );
+  return tr;
+}
+
+function updateAlertRow(tr, a) {
+  tr.dataset.severity = a.severity;
+  tr.dataset.status = a.status;
+  tr.dataset.rule = a.rule_id;
+  tr.className = `severity-${a.severity}`;
+  const isNew = alertsState.fresh.has(a.id);
+  tr.classList.toggle('new', isNew);
+  tr.dataset.new = String(isNew);
+  const idCell = tr.querySelector('.alert-id');
+  const marker = idCell.querySelector('.new-marker');
+  if (isNew && !marker) idCell.prepend(el('span', 'new-marker', 'new'));
+  if (!isNew && marker) marker.remove();
+
+  tr.querySelector('.alert-detected').replaceChildren(timeElement(a.detected_at_ms));
+  tr.querySelector('.alert-severity').replaceChildren(severityBadge(a.severity));
+  const rule = tr.querySelector('.alert-rule');
+  rule.replaceChildren(el('span', 'rule-id', a.rule_id), el('span', 'muted', ` v${a.rule_version}`));
+  const key = tr.querySelector('.alert-key');
+  key.textContent = a.key;
+  key.title = a.key;
+  const explanation = tr.querySelector('.alert-explanation');
+  explanation.replaceChildren(el('span', 'text', a.explanation));
+  explanation.title = a.explanation;
+  const status = tr.querySelector('.alert-status');
+  status.replaceChildren(statusBadge(a.status));
+  if (a.suppressed_by !== null && a.suppressed_by !== undefined) {
+    const muted = el('span', 'muted-tag', 'muted');
+    muted.title = `muted by suppression ${a.suppressed_by}: not delivered by e-mail or webhook`;
+    status.append(' ', muted);
+  }
+  const assignee = tr.querySelector('.alert-assignee');
+  if (a.assignee) assignee.textContent = a.assignee;
+  else assignee.replaceChildren(el('span', 'muted', '—'));
+}
+
+function renderCounters(shown) {
+  const counts = new Map(SEVERITIES.map((s) => [s, 0]));
+  for (const a of shown) counts.set(a.severity, (counts.get(a.severity) ?? 0) + 1);
+  document.getElementById('alert-counters').replaceChildren(...[...counts].map(([severity, n]) => {
+    const li = el('li', `counter severity-${severity}`);
+    li.dataset.severity = severity;
+    li.dataset.count = String(n);
+    li.append(el('span', 'count', formatCount(n)), ' ', el('span', 'label', severity));
+    return li;
+  }));
+}
+
+/** Shows the list through the status filter; rows are updated in place, keeping focus. */
+function renderAlerts() {
+  const filter = statusFilter();
+  const shown = alertsState.list.filter((a) => statusMatches(a.status, filter));
+  const tbody = alertsBody();
+  const ids = new Set(shown.map((a) => String(a.id)));
+  const rows = new Map();
+  for (const tr of [...tbody.rows]) {
+    if (ids.has(tr.dataset.alert)) rows.set(tr.dataset.alert, tr);
+    else tr.remove();
+  }
+  shown.forEach((a, i) => {
+    const tr = rows.get(String(a.id)) ?? newAlertRow(a.id);
+    if (tbody.rows[i] !== tr) tbody.insertBefore(tr, tbody.rows[i] ?? null);
+    updateAlertRow(tr, a);
+  });
+  renderCounters(shown);
+  const total = alertsState.list.length;
+  const rule = ruleFilter();
+  const scope = rule ? ` of rule ${rule}` : '';
+  let text;
+  if (total === 0) text = rule ? `No alerts of rule ${rule}.` : 'No alerts yet.';
+  else if (shown.length === total) text = `${total} alerts${scope}, newest first.`;
+  else text = `${shown.length} of ${total} loaded alerts${scope} match the status filter.`;
+  document.getElementById('alerts-status').textContent = text;
+  document.getElementById('alerts-older').hidden = !alertsState.more;
+}
+
+/** Replaces the list with the newest page of the current rule filter. */
+async function loadAlerts() {
+  const generation = ++alertsState.generation;
+  const current = token;
+  const query = new URLSearchParams({ limit: String(ALERTS_PAGE) });
+  const rule = ruleFilter();
+  if (rule) query.set('rule', rule);
+  const status = document.getElementById('alerts-status');
+  status.textContent = 'Loading the alerts…';
+  document.getElementById('alerts').setAttribute('aria-busy', 'true');
+  try {
+    const page = await api(`/api/v1/alerts?${query}`);
+    if (generation !== alertsState.generation || token !== current) return false;
+    alertsState.list = page;
+    alertsState.more = page.length === ALERTS_PAGE;
+    noteRules(page);
+    if (page.length) noteLastId(page[0].id);
+    renderAlerts();
+    return true;
+  } catch (err) {
+    if (generation !== alertsState.generation || token !== current) return false;
+    status.textContent = `Cannot list the alerts: ${err.message}`;
+    return false;
+  } finally {
+    if (generation === alertsState.generation) {
+      document.getElementById('alerts').setAttribute('aria-busy', 'false');
+    }
+  }
+}
+
+async function loadOlderAlerts(button) {
+  const list = alertsState.list;
+  if (list.length === 0) return;
+  const generation = alertsState.generation;
+  const query = new URLSearchParams({
+    limit: String(ALERTS_PAGE),
+    before: String(list[list.length - 1].id),
+  });
+  const rule = ruleFilter();
+  if (rule) query.set('rule', rule);
+  button.disabled = true;
+  try {
+    const page = await api(`/api/v1/alerts?${query}`);
+    if (generation !== alertsState.generation) return;
+    alertsState.list = list.concat(page).slice(0, ALERTS_KEPT);
+    alertsState.more = page.length === ALERTS_PAGE && alertsState.list.length < ALERTS_KEPT;
+    noteRules(page);
+    renderAlerts();
+  } catch (err) {
+    document.getElementById('alerts-status').textContent = `Cannot list older alerts: ${err.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+/** An alert from the stream: at the top of the table, marked new, announced. */
+function receiveAlert(a) {
+  noteLastId(a.id);
+  noteRules([a]);
+  const known = alertsState.list.some((b) => b.id === a.id);
+  const rule = ruleFilter();
+  const listed = !known && (!rule || rule === a.rule_id);
+  if (listed) {
+    alertsState.fresh.add(a.id);
+    alertsState.list = [a, ...alertsState.list].sort((x, y) => y.id - x.id).slice(0, ALERTS_KEPT);
+    renderAlerts();
+  }
+  if (known) return;
+  const hidden = !listed || !statusMatches(a.status, statusFilter()) ? ' (hidden by the filters)' : '';
+  const announce = document.getElementById('alerts-new');
+  announce.dataset.alert = String(a.id);
+  announce.textContent = `New ${a.severity} alert ${a.id}: ${a.rule_id}, ${a.key}${hidden}.`;
+}
+
+function onStreamEvent(event) {
+  if (event.type !== 'alert' && event.type !== 'message') return;
+  let a;
+  try {
+    a = JSON.parse(event.data);
+  } catch (err) {
+    setLive('connected', `Live: an event ${event.id} could not be read (${err.message}).`, true);
+    return;
+  }
+  if (!a || typeof a.id !== 'number') {
+    setLive('connected', `Live: event ${event.id} is not an alert.`, true);
+    return;
+  }
+  receiveAlert(a);
+}
+
+/** One connection of the stream; schedules the next one when it ends, unless it was stopped. */
+async function streamOnce(run) {
+  const controller = new AbortController();
+  stream.controller = controller;
+  let silent = false;
+  let watchdog = null;
+  const quietFor = () => {
+    clearTimeout(watchdog);
+    watchdog = setTimeout(() => {
+      silent = true;
+      controller.abort();
+    }, STREAM_SILENCE_MS);
+  };
+  const headers = { Authorization: `Bearer ${token}`, Accept: 'text/event-stream' };
+  if (stream.lastId !== null) headers['Last-Event-ID'] = String(stream.lastId);
+  let reason;
+  let retryMs = null;
+  try {
+    quietFor();
+    const response = await fetch('/api/v1/alerts/stream', {
+      headers,
+      cache: 'no-store',
+      signal: controller.signal,
+    });
+    if (!response.ok) {
+      let body = null;
+      try {
+        body = await response.json();
+      } catch {
+        body = null;
+      }
+      throw new ApiError(response.status, errorMessage(response, body));
+    }
+    if (!response.body) throw new ApiError(0, 'this browser cannot read a streamed response');
+    stream.retryMs = STREAM_RETRY_MIN_MS;
+    setLive('connected', 'Live: new alerts appear at the top as the node raises them.', false);
+    const parser = new SseParser(onStreamEvent);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    for (;;) {
+      quietFor();
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.feed(value);
+      retryMs = parser.retry;
+    }
+    reason = 'the node ended the stream';
+  } catch (err) {
+    if (controller.signal.aborted && !silent) return;
+    if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+      setLive('stopped', `Live updates stopped: ${err.message}`, true);
+      return;
+    }
+    if (silent) reason = `nothing received for ${STREAM_SILENCE_MS / 1000} seconds`;
+    else if (err instanceof ApiError) reason = err.message;
+    else reason = `the connection was lost: ${err.message}`;
+  } finally {
+    clearTimeout(watchdog);
+  }
+  if (run !== stream.run) return;
+  // Backoff with jitter, so that many dashboards do not reconnect in step after a restart.
+  const base = Math.max(retryMs ?? 0, stream.retryMs);
+  const wait = Math.round(base * (0.75 + Math.random() * 0.5));
+  stream.retryMs = Math.min(stream.retryMs * 2, STREAM_RETRY_MAX_MS);
+  setLive('reconnecting',
+    `Live updates interrupted (${reason}); reconnecting in ${Math.ceil(wait / 1000)} s.`, true);
+  stream.timer = setTimeout(() => {
+    stream.timer = null;
+    if (run === stream.run) streamOnce(run);
+  }, wait);
+}
+
+function startStream() {
+  stopStream();
+  if (!token) return;
+  setLive('connecting', 'Live: connecting…', false);
+  streamOnce(stream.run);
+}
+
+function stopStream() {
+  stream.run++;
+  if (stream.timer !== null) clearTimeout(stream.timer);
+  stream.timer = null;
+  if (stream.controller) stream.controller.abort();
+  stream.controller = null;
+}
+
+/** The list, then the stream from the newest alert the node had before the list was read. */
+async function startAlerts() {
+  stopStream();
+  const current = token;
+  stream.lastId = null;
+  stream.retryMs = STREAM_RETRY_MIN_MS;
+  alertsState.fresh.clear();
+  try {
+    // Whatever the rule filter, the stream resumes after the newest alert of any rule.
+    const newest = await api('/api/v1/alerts?limit=1');
+    if (token !== current) return;
+    stream.lastId = newest.length ? newest[0].id : 0;
+  } catch (err) {
+    if (token !== current) return;
+    document.getElementById('alerts-status').textContent = `Cannot list the alerts: ${err.message}`;
+    return;
+  }
+  await loadAlerts();
+  if (token !== current) return;
+  if (document.visibilityState !== 'hidden') startStream();
+  const hash = location.hash.match(ALERT_HASH);
+  if (hash) openAlert(Number(hash[1]));
+}
+
+function clearAlerts() {
+  stopStream();
+  alertsState.generation++;
+  alertsState.list = [];
+  alertsState.more = false;
+  alertsState.fresh.clear();
+  replaceRows(alertsBody(), []);
+  renderCounters([]);
+  closeAlert();
+  setLive('stopped', '', false);
+  document.getElementById('alerts-new').textContent = '';
+  document.getElementById('alerts-older').hidden = true;
+  document.getElementById('alerts-status').textContent = 'Enter a valid admin token to see the alerts.';
+}
+
+// --- Alert detail ------------------------------------------------------------------------------
+
+function setAlertMessage(text, isError) {
+  const message = document.getElementById('alert-message');
+  message.textContent = text;
+  message.classList.toggle('error', Boolean(isError));
+}
+
+function definition(list, term, ...value) {
+  const dd = el('dd');
+  dd.append(...value);
+  list.append(el('dt', null, term), dd);
+  return dd;
+}
+
+function provenanceView(p) {
+  const view = el('div', 'provenance-body');
+  const dl = el('dl', 'facts');
+  definition(dl, 'Ledger', `channel ${p.channel}, entry ${p.index}`).className = 'ledger-position';
+  definition(dl, 'Event type', p.event_type);
+  const source = p.source ?? {};
+  definition(dl, 'Source', [source.connector, source.table, source.key && `key ${source.key}`,
+    source.position].filter(Boolean).join(' · ')).className = 'source';
+  if (p.raw) definition(dl, 'Raw record', `${p.raw.topic} partition ${p.raw.partition} offset ${p.raw.offset}`);
+  if (p.mapping) definition(dl, 'Mapping', `${p.mapping.name} version ${p.mapping.version ?? '?'}`);
+  if (p.entry && p.entry.accepted_at_ms) definition(dl, 'Anchored', timeElement(p.entry.accepted_at_ms));
+  const canonical = el('details', 'canonical');
+  canonical.append(el('summary', null, 'Canonical event'),
+    el('pre', 'data', p.canonical === null ? 'erased (its data subject was erased)' : JSON.stringify(p.canonical, null, 2)));
+  const proof = el('details', 'proof');
+  const download = el('a', 'download', 'Download the proof file');
+  download.href = `data:text/plain;charset=utf-8,${encodeURIComponent(p.proof)}`;
+  download.download = `${p.event_id.replace(/[^A-Za-z0-9._-]/g, '_')}.tlog-proof`;
+  proof.append(el('summary', null, 'Inclusion proof (c2sp.org/tlog-proof@v1)'),
+    el('pre', 'data', p.proof), download);
+  view.append(dl, canonical, proof);
+  return view;
+}
+
+async function toggleProvenance(button) {
+  const li = button.closest('li[data-event]');
+  const panel = li.querySelector('.provenance');
+  if (button.getAttribute('aria-expanded') === 'true') {
+    button.setAttribute('aria-expanded', 'false');
+    panel.hidden = true;
+    return;
+  }
+  button.setAttribute('aria-expanded', 'true');
+  panel.hidden = false;
+  panel.setAttribute('aria-busy', 'true');
+  panel.replaceChildren(el('p', 'muted', 'Loading…'));
+  const eventId = li.dataset.event;
+  try {
+    const p = await api(`/api/v1/provenance/${encodeURIComponent(eventId)}`);
+    panel.replaceChildren(provenanceView(p));
+    panel.dataset.ok = 'true';
+  } catch (err) {
+    panel.replaceChildren(errorParagraph(err));
+    panel.dataset.ok = 'false';
+  } finally {
+    panel.setAttribute('aria-busy', 'false');
+  }
+}
+
+function eventsList(eventIds) {
+  if (eventIds.length === 0) return el('p', 'muted', 'The alert names no events.');
+  const ul = el('ul', 'alert-events');
+  for (const id of eventIds) {
+    const li = el('li');
+    li.dataset.event = id;
+    const button = el('button', 'action-provenance', 'Provenance');
+    button.type = 'button';
+    button.setAttribute('aria-label', `Provenance of ${id}`);
+    button.setAttribute('aria-expanded', 'false');
+    const panel = el('div', 'provenance');
+    panel.hidden = true;
+    panel.id = `provenance-${id.replace(/[^A-Za-z0-9_-]/g, '-')}`;
+    button.setAttribute('aria-controls', panel.id);
+    li.append(el('code', 'event-id', id), ' ', button,
+      el('span', 'muted api-path', ` GET /api/v1/provenance/${id}`), panel);
+    ul.append(li);
+  }
+  return ul;
+}
+
+function ledgerIndex(index) {
+  return index === null || index === undefined ? 'not yet' : `alerts channel, entry ${index}`;
+}
+
+/** Every change (`kind` status) and comment (`kind` comment), oldest first. */
+function historyTable(history) {
+  if (history.length === 0) {
+    return el('p', 'muted no-history', 'No changes yet: the alert is as the rule raised it.');
+  }
+  return simpleTable('alert-history', ['Time', 'Change', 'Assignee', 'Comment', 'By', 'Anchored'],
+    history.map((h) => {
+      const tr = el('tr');
+      const kind = h.kind ?? 'status';
+      tr.dataset.kind = kind;
+      tr.dataset.status = h.status;
+      const time = cell(null, 'time');
+      time.append(timeElement(h.at_ms));
+      const change = cell(null, 'change');
+      change.append(kind === 'comment' ? el('span', 'kind-comment', 'comment') : statusBadge(h.status));
+      tr.append(time, change, cell(kind === 'comment' ? '' : h.assignee ?? '', 'assignee'),
+        cell(h.comment, 'comment'), cell(h.actor, 'actor'), cell(ledgerIndex(h.ledger_index), 'anchored'));
+      return tr;
+    }));
+}
+
+/** The alert's e-mail and webhook deliveries. */
+function deliveriesTable(deliveries) {
+  return simpleTable('alert-deliveries', ['Channel', 'Recipient', 'Mode', 'Status', 'Attempts', 'Last error', 'Sent'],
+    deliveries.map((d) => {
+      const tr = el('tr');
+      tr.dataset.status = d.status;
+      const sent = cell(null, 'sent');
+      if (d.sent_at_ms) sent.append(timeElement(d.sent_at_ms));
+      tr.append(cell(d.channel, 'channel'), cell(d.recipient, 'recipient'), cell(d.mode, 'mode'),
+        cell(d.status, 'status'), cell(String(d.attempts), 'attempts num'),
+        cell(d.last_error ?? '', 'last-error'), sent);
+      return tr;
+    }));
+}
+
+function renderAlertDetail(detail) {
+  const a = detail.alert;
+  alertsState.detail = a;
+  const panel = document.getElementById('alert-detail');
+  panel.dataset.alert = String(a.id);
+  panel.dataset.status = a.status;
+  panel.dataset.severity = a.severity;
+  panel.classList.toggle('critical', a.severity === 'critical');
+  document.getElementById('alert-detail-title').textContent = `Alert ${a.id}: ${a.rule_id}`;
+
+  const facts = el('dl', 'facts');
+  definition(facts, 'Rule', el('code', 'rule-id', a.rule_id), ` version ${a.rule_version}`)
+    .className = 'rule';
+  definition(facts, 'Severity', severityBadge(a.severity));
+  definition(facts, 'Status', statusBadge(a.status)).className = 'status';
+  definition(facts, 'Assignee', a.assignee ?? '—').className = 'assignee';
+  definition(facts, 'Key', a.key).className = 'key';
+  if (a.event_at_ms !== null && a.event_at_ms !== undefined) {
+    definition(facts, 'Event time', timeElement(a.event_at_ms));
+  }
+  definition(facts, 'Detected', timeElement(a.detected_at_ms));
+  definition(facts, 'Anchored', ledgerIndex(a.ledger_index)).className = 'anchored';
+  if (a.suppressed_by !== null && a.suppressed_by !== undefined) {
+    definition(facts, 'Muted', `by suppression ${a.suppressed_by}: shown here, not delivered by e-mail or webhook`)
+      .className = 'suppressed';
+  }
+
+  const parts = [el('h4', null, 'Why'), el('p', 'explanation', a.explanation), facts];
+  if (a.evidence !== null && a.evidence !== undefined) {
+    parts.push(el('h4', null, 'Evidence'), el('pre', 'data evidence', JSON.stringify(a.evidence, null, 2)));
+  }
+  parts.push(el('h4', null, `Events (${a.event_ids.length})`), eventsList(a.event_ids),
+    el('h4', null, 'History'), historyTable(detail.history));
+  if (detail.deliveries && detail.deliveries.length > 0) {
+    parts.push(el('h4', null, 'Deliveries'), deliveriesTable(detail.deliveries));
+  }
+  document.getElementById('alert-detail-body').replaceChildren(...parts);
+
+  const form = document.getElementById('alert-actions');
+  form.hidden = false;
+  const allowed = STATUS_ACTIONS[a.status] ?? Object.keys(ACTION_DONE);
+  for (const button of form.querySelectorAll('button[data-status-action]')) {
+    button.hidden = !allowed.includes(button.dataset.statusAction);
+    button.disabled = false;
+  }
+  document.getElementById('alert-assignee').placeholder = a.assignee ?? 'nobody yet';
+  panel.setAttribute('aria-busy', 'false');
+}
+
+/** Opens the detail panel of one alert (also reached by the link `#alert-<id>`). */
+async function openAlert(id) {
+  const panel = document.getElementById('alert-detail');
+  const request = ++alertsState.detailRequest;
+  alertsState.detail = null;
+  panel.hidden = false;
+  panel.dataset.alert = String(id);
+  delete panel.dataset.status;
+  panel.setAttribute('aria-busy', 'true');
+  const heading = document.getElementById('alert-detail-title');
+  heading.textContent = `Alert ${id}`;
+  document.getElementById('alert-detail-body').replaceChildren(el('p', 'muted', 'Loading…'));
+  document.getElementById('alert-actions').hidden = true;
+  document.getElementById('alert-comment').value = '';
+  document.getElementById('alert-comment').removeAttribute('aria-invalid');
+  document.getElementById('alert-assignee').value = '';
+  setAlertMessage('', false);
+  heading.focus();
+  if (location.hash !== `#alert-${id}`) history.replaceState(null, '', `#alert-${id}`);
+  if (alertsState.fresh.delete(id)) renderAlerts();
+  try {
+    const detail = await api(`/api/v1/alerts/${id}`);
+    if (request !== alertsState.detailRequest) return;
+    renderAlertDetail(detail);
+  } catch (err) {
+    if (request !== alertsState.detailRequest) return;
+    document.getElementById('alert-detail-body').replaceChildren(errorParagraph(err));
+    panel.setAttribute('aria-busy', 'false');
+  }
+}
+
+/** Closes the detail panel; `forget` also drops the `#alert-<id>` link from the address. */
+function closeAlert(forget = false) {
+  alertsState.detailRequest++;
+  alertsState.detail = null;
+  const panel = document.getElementById('alert-detail');
+  panel.hidden = true;
+  delete panel.dataset.alert;
+  delete panel.dataset.status;
+  document.getElementById('alert-detail-body').replaceChildren();
+  document.getElementById('alert-actions').hidden = true;
+  setAlertMessage('', false);
+  if (forget && ALERT_HASH.test(location.hash)) {
+    history.replaceState(null, '', location.pathname + location.search);
+  }
+}
+
+/**
+ * Acknowledge, assign, resolve, false positive or reopen, always with a comment; or (`comment`)
+ * only a comment.
+ */
+async function changeAlert(action) {
+  const a = alertsState.detail;
+  if (!a) return;
+  const commentField = document.getElementById('alert-comment');
+  const assigneeField = document.getElementById('alert-assignee');
+  const comment = commentField.value.trim();
+  const assignee = assigneeField.value.trim();
+  if (!comment) {
+    commentField.setAttribute('aria-invalid', 'true');
+    setAlertMessage('A comment is required: say why, it is kept in the alert\'s history.', true);
+    commentField.focus();
+    return;
+  }
+  commentField.removeAttribute('aria-invalid');
+  if (action === 'assign' && !assignee) {
+    setAlertMessage('Enter who the alert is assigned to.', true);
+    assigneeField.focus();
+    return;
+  }
+  let path = `/api/v1/alerts/${a.id}/status`;
+  let change = { status: action === 'assign' ? a.status : action, comment };
+  if (assignee) change.assignee = assignee;
+  if (action === 'comment') {
+    path = `/api/v1/alerts/${a.id}/comments`;
+    change = { comment };
+  }
+  const buttons = document.querySelectorAll('#alert-actions button[data-status-action]');
+  for (const button of buttons) button.disabled = true;
+  const request = alertsState.detailRequest;
+  let detail;
+  try {
+    detail = await api(path, 'POST', token, change);
+  } catch (err) {
+    if (request !== alertsState.detailRequest) return;
+    setAlertMessage(`Alert ${a.id} was not changed: ${err.message}`, true);
+    for (const button of buttons) button.disabled = false;
+    return;
+  }
+  alertsState.list = alertsState.list.map((b) => (b.id === detail.alert.id ? detail.alert : b));
+  renderAlerts();
+  if (request !== alertsState.detailRequest) return;
+  renderAlertDetail(detail);
+  commentField.value = '';
+  if (action === 'comment') {
+    setAlertMessage(`Comment added to alert ${a.id}.`, false);
+    return;
+  }
+  assigneeField.value = '';
+  const who = action === 'assign' || (assignee && action === 'acknowledged') ? ` (assigned to ${assignee})` : '';
+  setAlertMessage(`Alert ${a.id} ${ACTION_DONE[action]}${who}.`, false);
+}
+
+alertsBody().addEventListener('click', (event) => {
+  const button = event.target.closest('button.action-open');
+  if (button) openAlert(Number(button.dataset.alert));
+});
+
+document.getElementById('alert-detail-body').addEventListener('click', (event) => {
+  const button = event.target.closest('button.action-provenance');
+  if (button) toggleProvenance(button);
+});
+
+document.getElementById('alert-actions').addEventListener('click', (event) => {
+  const button = event.target.closest('button[data-status-action]');
+  if (button && !button.disabled) changeAlert(button.dataset.statusAction);
+});
+
+document.getElementById('alert-actions').addEventListener('submit', (event) => event.preventDefault());
+document.getElementById('alert-detail-close').addEventListener('click', () => closeAlert(true));
+document.getElementById('alert-filters').addEventListener('submit', (event) => event.preventDefault());
+document.getElementById('alert-rule-filter').addEventListener('change', () => {
+  if (token) loadAlerts();
+});
+document.getElementById('alert-status-filter').addEventListener('change', renderAlerts);
+document.getElementById('alerts-refresh').addEventListener('click', () => {
+  if (token) loadAlerts();
+});
+document.getElementById('alerts-older').addEventListener('click', (event) => {
+  if (token) loadOlderAlerts(event.currentTarget);
+});
+
+window.addEventListener('hashchange', () => {
+  const hash = location.hash.match(ALERT_HASH);
+  if (hash && token) openAlert(Number(hash[1]));
+});
+
+// A hidden page needs no live stream; on return it resumes after the last alert it saw.
+document.addEventListener('visibilitychange', () => {
+  if (!token) return;
+  if (document.visibilityState === 'hidden') {
+    stopStream();
+    setLive('paused', 'Live updates paused while the page is hidden.', false);
+  } else {
+    startStream();
+  }
+});
+
 // --- Token -------------------------------------------------------------------------------------
 
 async function useToken(candidate) {
@@ -478,11 +1330,17 @@ async function useToken(candidate) {
     setMessage('', false);
     document.getElementById('connectors-status').textContent =
       'Enter a valid admin token to see the connectors.';
+    clearAlerts();
     return;
   }
+  const changed = token !== candidate;
   token = candidate;
   sessionStorage.setItem(TOKEN_KEY, candidate);
   startConnectors();
+  if (changed) {
+    clearAlerts();
+    startAlerts();
+  }
 }
 
 document.getElementById('token-form').addEventListener('submit', (event) => {

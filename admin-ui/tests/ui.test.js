@@ -3,7 +3,9 @@
 //   LEDGERBRIDGE_URL=http://127.0.0.1:18080 LEDGERBRIDGE_TOKEN=lbt_… npm test
 //
 // scripts/test.sh starts a demo node and sets both variables. The browser is Debian's chromium,
-// driven by playwright-core (no browser download); set CHROMIUM to use another binary.
+// driven by playwright-core (no browser download); set CHROMIUM to use another binary. Set
+// LEDGERBRIDGE_UI_SRC=1 to test the files in admin-ui/src instead of the copy compiled into the
+// node (to work on the UI without rebuilding the node).
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,6 +21,13 @@ const WRONG_TOKEN = 'lbt_not-a-valid-token';
 const COMPONENTS = ['api', 'store', 'bus', 'ledger'];
 const SAMPLE_CONNECTORS = ['sample-bank', 'sample-his', 'sample-land', 'sample-mall', 'sample-manifests'];
 const CONNECTOR_STATES = ['running', 'idle', 'paused', 'error', 'stopped'];
+// The page's own files, served from admin-ui/src when LEDGERBRIDGE_UI_SRC is set.
+const UI_FILES = {
+  '/': ['index.html', 'text/html; charset=utf-8'],
+  '/ui/app.js': ['app.js', 'text/javascript; charset=utf-8'],
+  '/ui/style.css': ['style.css', 'text/css; charset=utf-8'],
+};
+const UI_FROM_SOURCE = ['1', 'true', 'yes'].includes(process.env.LEDGERBRIDGE_UI_SRC?.trim());
 const SCREENSHOT = fileURLToPath(new URL('../test-results/status.png', import.meta.url));
 const CONNECTORS_SCREENSHOT = fileURLToPath(new URL('../test-results/connectors.png', import.meta.url));
 // The demo's load generator writes 5 rows/s; some connector has new rows well within this.
@@ -59,17 +68,28 @@ after(async () => {
   await browser?.close();
 });
 
+/** Serves the UI's files from admin-ui/src instead of the node's compiled-in copy. */
+async function serveUiFromSource(context) {
+  const origin = new URL(BASE_URL).origin;
+  await context.route((url) => url.origin === origin && url.pathname in UI_FILES, async (route) => {
+    const [file, contentType] = UI_FILES[new URL(route.request().url()).pathname];
+    const body = await readFile(new URL(`../src/${file}`, import.meta.url));
+    await route.fulfill({ status: 200, contentType, body });
+  });
+}
+
 /** A fresh page (own context, so no sessionStorage carries over) on the UI's start page. */
-async function openUi(t) {
+async function openUi(t, path = '/') {
   const context = await browser.newContext();
   context.setDefaultTimeout(TIMEOUT_MS);
   t.after(() => context.close());
+  if (UI_FROM_SOURCE) await serveUiFromSource(context);
   const page = await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(err));
   t.after(() => assert.deepEqual(pageErrors, [], 'uncaught errors in the page'));
-  const response = await page.goto(`${BASE_URL}/`);
-  assert.equal(response?.status(), 200, `GET ${BASE_URL}/`);
+  const response = await page.goto(`${BASE_URL}${path}`);
+  assert.equal(response?.status(), 200, `GET ${BASE_URL}${path}`);
   return page;
 }
 
@@ -327,4 +347,502 @@ test('screenshot of the connectors', { timeout: 60_000 }, async (t) => {
 
   const png = await readFile(CONNECTORS_SCREENSHOT);
   assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')], `${CONNECTORS_SCREENSHOT} is a PNG`);
+});
+
+// --- Alerts ------------------------------------------------------------------------------------
+//
+// The demo's load generator writes labelled anomalies that the shipped rules catch: the default
+// demo (5 rows/s, 2 % anomalies) raises its first alert about 90 seconds after it starts, then
+// one every 10 to 20 seconds.
+
+const ALERTS_SCREENSHOT = fileURLToPath(new URL('../test-results/alerts.png', import.meta.url));
+const FIRST_ALERT_TIMEOUT_MS = 150_000;
+const LIVE_ALERT_TIMEOUT_MS = 90_000;
+const SEVERITIES = ['critical', 'high', 'medium', 'low'];
+
+/** GET (or POST `body` to) the API with the admin token; returns [status, JSON body]. */
+async function callApi(path, body) {
+  const init = { headers: { Authorization: `Bearer ${TOKEN}` } };
+  if (body !== undefined) {
+    init.method = 'POST';
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(`${BASE_URL}${path}`, init);
+  return [response.status, await response.json()];
+}
+
+async function getApi(path) {
+  const [status, body] = await callApi(path);
+  assert.equal(status, 200, `GET ${path}: ${JSON.stringify(body)}`);
+  return body;
+}
+
+/** A page with the token entered, the alerts listed and the live stream connected. */
+async function openAlerts(t, path = '/') {
+  const page = await openUi(t, path);
+  await submitToken(page, TOKEN);
+  const live = page.locator('#alerts-live');
+  try {
+    await page.locator('#alerts-live[data-state="connected"]').waitFor();
+  } catch {
+    assert.fail(`the alert stream should connect; #alerts-live reads ${JSON.stringify(await live.textContent())}, ` +
+      `#alerts-status ${JSON.stringify(await page.locator('#alerts-status').textContent())}`);
+  }
+  return page;
+}
+
+function alertRows(page) {
+  return page.getByTestId('alerts').locator('tbody tr');
+}
+
+/**
+ * The alerts table at one instant (rows, severity counters and status line read together, so an
+ * alert arriving meanwhile cannot make them disagree).
+ */
+async function alertsTable(page) {
+  return page.evaluate(() => ({
+    rows: [...document.querySelectorAll('#alerts tbody tr')].map((tr) => ({
+      id: Number(tr.dataset.alert),
+      severity: tr.querySelector('td.alert-severity .badge').dataset.severity,
+      rule: tr.querySelector('td.alert-rule .rule-id').textContent,
+      status: tr.querySelector('td.alert-status .badge').dataset.status,
+    })),
+    counters: Object.fromEntries([...document.querySelectorAll('#alert-counters li')]
+      .map((li) => [li.dataset.severity, Number(li.dataset.count)])),
+    status: document.getElementById('alerts-status').textContent,
+  }));
+}
+
+/** What each row of the alerts table shows. */
+async function shownAlerts(page) {
+  return (await alertsTable(page)).rows;
+}
+
+/** Waits until the node holds at least one alert; returns the newest ones. */
+async function someAlerts(page) {
+  try {
+    await alertRows(page).first().waitFor({ timeout: FIRST_ALERT_TIMEOUT_MS });
+  } catch {
+    assert.fail(`no alert in the table within ${FIRST_ALERT_TIMEOUT_MS / 1000} s; the API lists ` +
+      `${(await getApi('/api/v1/alerts?limit=1000')).length}`);
+  }
+  return getApi('/api/v1/alerts?limit=100');
+}
+
+/** The detail panel once it shows alert `id` (loaded, or failed to load). */
+async function alertPanel(page, id) {
+  const panel = page.locator(`#alert-detail[data-alert="${id}"][aria-busy="false"]`);
+  await panel.waitFor();
+  return panel;
+}
+
+async function openAlertDetail(page, id) {
+  await page.getByRole('button', { name: `Open alert ${id}`, exact: true }).click();
+  return alertPanel(page, id);
+}
+
+test('alerts: the stream parser reads server-sent events however they are chunked', { timeout: 60_000 }, async (t) => {
+  const page = await openUi(t);
+  const stream = 'event: alert\r\nid: 7\r\ndata: {"a":\r\ndata: 1}\r\n\r\n' +
+    ': keep-alive\n\n' +
+    'id: 8\n\n' +
+    'data:no space\rdata:  two spaces\r\r' +
+    'event: alert\nid: 9\ndata: {"id":9}\n\n' +
+    'event: alert\nid: 10\ndata: {"cut off":';
+  const expected = [
+    { type: 'alert', id: '7', data: '{"a":\n1}' },
+    { type: 'message', id: '8', data: 'no space\n two spaces' },
+    { type: 'alert', id: '9', data: '{"id":9}' },
+  ];
+  // Whole, one character at a time, then cut in two at every position (a CRLF split across the
+  // chunks among them).
+  const results = await page.evaluate((text) => {
+    const parse = (chunks) => {
+      const events = [];
+      // SseParser is a top-level class of the page's script.
+      const parser = new SseParser((e) => events.push(e));
+      for (const chunk of chunks) parser.feed(chunk);
+      return { events, lastEventId: parser.lastEventId };
+    };
+    const runs = [parse([text]), parse([...text])];
+    for (let i = 1; i < text.length; i++) runs.push(parse([text.slice(0, i), text.slice(i)]));
+    return runs;
+  }, stream);
+  for (const run of results) {
+    assert.deepEqual(run.events, expected);
+    assert.equal(run.lastEventId, '10');
+  }
+});
+
+test('alerts: a dropped stream is reopened, with backoff, after the last alert seen', { timeout: 60_000 }, async (t) => {
+  const page = await openUi(t);
+  // The newest alert the page was given before it connected: the first Last-Event-ID.
+  let newestListed = null;
+  page.on('response', async (response) => {
+    if (new URL(response.url()).pathname !== '/api/v1/alerts') return;
+    const ids = (await response.json()).map((a) => a.id);
+    newestListed = Math.max(newestListed ?? 0, ...ids);
+  });
+  // The first connection delivers one (made-up, critical) alert and ends; the second is refused
+  // with an error; the third reaches the node.
+  const connections = [];
+  const refusal = 'the store unavailable: refused by the UI test';
+  let synthetic = null;
+  await page.route('**/api/v1/alerts/stream', async (route) => {
+    const lastEventId = route.request().headers()['last-event-id'];
+    connections.push({ lastEventId, at: Date.now() });
+    if (connections.length === 1) {
+      synthetic = {
+        id: Number(lastEventId) + 1,
+        rule_id: 'ui-test.synthetic',
+        rule_version: 3,
+        severity: 'critical',
+        key: 'made up by the UI test',
+        explanation: 'not raised by the node: delivered by the UI test on a stream it then drops',
+        event_ids: [],
+        event_at_ms: null,
+        detected_at_ms: Date.now(),
+        status: 'open',
+        assignee: null,
+      };
+      await route.fulfill({
+        status: 200,
+        contentType: 'text/event-stream',
+        body: `: hello\n\nevent: alert\nid: ${synthetic.id}\ndata: ${JSON.stringify(synthetic)}\n\n`,
+      });
+    } else if (connections.length === 2) {
+      await route.fulfill({
+        status: 503,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'unavailable', message: refusal } }),
+      });
+    } else {
+      await route.fallback();
+    }
+  });
+  await submitToken(page, TOKEN);
+
+  // While the second connection is refused, the page holds what it listed and the one alert the
+  // first connection delivered (no alert from the node can arrive yet): read it all at once.
+  const snapshot = await (await page.waitForFunction((text) => {
+    const live = document.getElementById('alerts-live');
+    if (live.dataset.state !== 'reconnecting' || !live.textContent.includes(text)) return null;
+    return {
+      rows: [...document.querySelectorAll('#alerts tbody tr')].map((tr) => ({
+        id: Number(tr.dataset.alert),
+        isNew: tr.dataset.new === 'true',
+        critical: tr.dataset.severity === 'critical',
+        badge: getComputedStyle(tr.querySelector('.alert-severity .badge')).backgroundColor,
+        marker: getComputedStyle(tr.cells[0]).boxShadow,
+      })),
+      announced: document.getElementById('alerts-new').textContent,
+      criticalCounter: Number(document.querySelector('#alert-counters li[data-severity="critical"]').dataset.count),
+    };
+  }, refusal)).jsonValue();
+  await page.locator('#alerts-live[data-state="connected"]').waitFor();
+
+  assert.equal(connections.length, 3, JSON.stringify(connections));
+  assert.notEqual(newestListed, null, 'the page listed the alerts before connecting');
+  assert.deepEqual(connections.map((c) => c.lastEventId),
+    [String(newestListed), String(synthetic.id), String(synthetic.id)], 'Last-Event-ID of each connection');
+  const [first, second] = [connections[1].at - connections[0].at, connections[2].at - connections[1].at];
+  assert.ok(first >= 500 && second > first, `waits before reconnecting grow: ${first} ms, then ${second} ms`);
+
+  // The alert it delivered is at the top, new, announced, counted, and stands out as critical.
+  const [top, ...others] = snapshot.rows;
+  assert.deepEqual({ id: top.id, isNew: top.isNew }, { id: synthetic.id, isNew: true });
+  assert.equal(snapshot.announced, `New critical alert ${synthetic.id}: ui-test.synthetic, made up by the UI test.`);
+  assert.equal(snapshot.criticalCounter, snapshot.rows.filter((r) => r.critical).length);
+  assert.notEqual(top.marker, 'none', 'a critical row is marked');
+  for (const other of others.filter((r) => !r.critical)) {
+    assert.notEqual(other.badge, top.badge, 'a critical badge has its own colour');
+    assert.equal(other.marker, 'none', 'only critical rows are marked');
+  }
+});
+
+test('alerts: the table lists the API\'s alerts, newest first, counted by severity', { timeout: 200_000 }, async (t) => {
+  const page = await openAlerts(t);
+  await someAlerts(page);
+  const { rows: shown, counters, status } = await alertsTable(page);
+  const fromApi = await getApi('/api/v1/alerts?limit=1000');
+  const byId = new Map(fromApi.map((a) => [a.id, a]));
+
+  const ids = shown.map((a) => a.id);
+  assert.deepEqual(ids, [...ids].sort((a, b) => b - a), 'newest first');
+  for (const a of shown) {
+    const expected = byId.get(a.id);
+    assert.ok(expected, `alert ${a.id} is not in the API's list`);
+    assert.deepEqual({ severity: a.severity, rule: a.rule, status: a.status },
+      { severity: expected.severity, rule: expected.rule_id, status: expected.status }, `alert ${a.id}`);
+  }
+  // Every alert the API holds up to the newest one shown is there (the page lists the newest 100).
+  const newestShown = ids[0];
+  const expectedIds = fromApi.filter((a) => a.id <= newestShown).slice(0, 100).map((a) => a.id);
+  assert.deepEqual(expectedIds.filter((id) => !ids.includes(id)), [], 'alerts missing from the table');
+
+  for (const severity of SEVERITIES) {
+    assert.equal(counters[severity], shown.filter((a) => a.severity === severity).length, `${severity} counter`);
+  }
+  assert.equal(Object.values(counters).reduce((x, y) => x + y, 0), shown.length, 'counters add up to the rows');
+  assert.equal(status, `${shown.length} alerts, newest first.`);
+
+  // A critical alert stands out from the others.
+  const looks = await alertRows(page).evaluateAll((trs) => trs.map((tr) => ({
+    critical: tr.dataset.severity === 'critical',
+    marker: getComputedStyle(tr.cells[0]).boxShadow,
+  })));
+  for (const look of looks) assert.equal(look.marker !== 'none', look.critical, JSON.stringify(look));
+});
+
+test('alerts: a new alert appears live at the top, marked new, without a reload', { timeout: 120_000 }, async (t) => {
+  const page = await openAlerts(t);
+  const listRequests = [];
+  page.on('request', (request) => {
+    if (new URL(request.url()).pathname === '/api/v1/alerts') listRequests.push(request.url());
+  });
+  await page.evaluate(() => { window.sameDocument = true; });
+  const newestBefore = Math.max(0, ...(await shownAlerts(page)).map((a) => a.id));
+
+  // The top row and the announcement at the instant a newer alert is on top (another may follow
+  // right after it).
+  let arrived;
+  try {
+    arrived = await (await page.waitForFunction((newest) => {
+      const first = document.querySelector('#alerts tbody tr');
+      if (!first || Number(first.dataset.alert) <= newest) return null;
+      return {
+        id: Number(first.dataset.alert),
+        isNew: first.dataset.new === 'true',
+        marker: first.querySelector('.new-marker')?.textContent ?? null,
+        rule: first.querySelector('td.alert-rule .rule-id').textContent,
+        severity: first.dataset.severity,
+        announced: document.getElementById('alerts-new').textContent,
+      };
+    }, newestBefore, { timeout: LIVE_ALERT_TIMEOUT_MS, polling: 100 })).jsonValue();
+  } catch {
+    assert.fail(`no alert after ${newestBefore} arrived at the top of the table within ` +
+      `${LIVE_ALERT_TIMEOUT_MS / 1000} s; the API's newest is ` +
+      `${JSON.stringify((await getApi('/api/v1/alerts?limit=1'))[0]?.id)}; ` +
+      `#alerts-live reads ${JSON.stringify(await page.locator('#alerts-live').textContent())}`);
+  }
+  assert.equal(arrived.isNew, true, 'marked new');
+  assert.equal(arrived.marker, 'new');
+  assert.match(arrived.announced, new RegExp(`^New ${arrived.severity} alert ${arrived.id}: ${arrived.rule}, `));
+  assert.equal(await page.evaluate(() => window.sameDocument), true, 'the page was not reloaded');
+  assert.deepEqual(listRequests, [], 'the alert came through the stream, not by listing again');
+
+  const [status, fromApi] = await callApi(`/api/v1/alerts/${arrived.id}`);
+  assert.equal(status, 200, JSON.stringify(fromApi));
+  assert.equal(fromApi.alert.rule_id, arrived.rule);
+  assert.equal(fromApi.alert.severity, arrived.severity);
+
+  // Opening it marks it seen.
+  await openAlertDetail(page, arrived.id);
+  const row = page.locator(`#alerts tbody tr[data-alert="${arrived.id}"]`);
+  await row.and(page.locator('[data-new="false"]')).waitFor();
+  assert.equal(await row.locator('.new-marker').count(), 0);
+});
+
+test('alerts: the detail shows the explanation, rule and version, events with provenance, and history', { timeout: 200_000 }, async (t) => {
+  const page = await openAlerts(t);
+  const [alert] = await someAlerts(page);
+  const { history } = await getApi(`/api/v1/alerts/${alert.id}`);
+
+  const panel = await openAlertDetail(page, alert.id);
+  await waitForText(panel.locator('h3'), `Alert ${alert.id}: ${alert.rule_id}`);
+  await waitForText(panel.locator('.explanation'), alert.explanation);
+  await waitForText(panel.locator('dd.rule'), `${alert.rule_id} version ${alert.rule_version}`);
+  await waitForText(panel.locator('dd.key'), alert.key);
+  const anchored = (await getApi(`/api/v1/alerts/${alert.id}`)).alert.ledger_index;
+  if (anchored !== null) await waitForText(panel.locator('dd.anchored'), `alerts channel, entry ${anchored}`);
+  assert.equal(await panel.locator('dd.status .badge').getAttribute('data-status'), alert.status);
+  const events = await panel.locator('ul.alert-events li').evaluateAll((lis) => lis.map((li) => li.dataset.event));
+  assert.deepEqual(events, alert.event_ids);
+  if (history.length === 0) {
+    await panel.locator('.no-history').waitFor();
+  } else {
+    assert.equal(await panel.locator('table.alert-history tbody tr').count(), history.length);
+  }
+
+  // The provenance of the first event, as the API tells it (or its reason for not telling).
+  const eventId = alert.event_ids[0];
+  const item = panel.locator(`li[data-event="${eventId}"]`);
+  await item.getByRole('button', { name: `Provenance of ${eventId}`, exact: true }).click();
+  const provenance = item.locator('.provenance[aria-busy="false"]');
+  await provenance.waitFor();
+  const [status, lineage] = await callApi(`/api/v1/provenance/${encodeURIComponent(eventId)}`);
+  if (status === 200) {
+    await waitForText(provenance.locator('.ledger-position'), `channel ${lineage.channel}, entry ${lineage.index}`);
+    // The proof is against the latest checkpoint, which moves on as the ledger grows.
+    const proof = await provenance.locator('.proof pre').textContent();
+    assert.ok(proof.startsWith(`c2sp.org/tlog-proof@v1\nindex ${lineage.index}\n`), proof);
+  } else {
+    await waitForText(provenance.locator('.message.error'), lineage.error.message);
+  }
+  assert.equal(await item.getByRole('button', { name: `Provenance of ${eventId}` }).getAttribute('aria-expanded'), 'true');
+});
+
+test('alerts: acknowledge (with an assignee), comment, resolve; each needs a comment; the API agrees', { timeout: 200_000 }, async (t) => {
+  const page = await openAlerts(t);
+  const alerts = await someAlerts(page);
+  const target = alerts.find((a) => a.status === 'open');
+  assert.ok(target, `an open alert among ${alerts.length}`);
+  const before = (await getApi(`/api/v1/alerts/${target.id}`)).history.length;
+  const posts = [];
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && request.url().includes('/api/v1/alerts/')) posts.push(request.url());
+  });
+
+  const panel = await openAlertDetail(page, target.id);
+  const message = page.locator('#alert-message');
+  const row = page.locator(`#alerts tbody tr[data-alert="${target.id}"]`);
+
+  // No comment, no change: the UI asks for one and does not call the API.
+  await panel.getByRole('button', { name: 'Acknowledge', exact: true }).click();
+  await waitForText(message, 'A comment is required: say why, it is kept in the alert\'s history.');
+  assert.equal(await page.getByLabel('Comment (required)').getAttribute('aria-invalid'), 'true');
+  assert.deepEqual(posts, []);
+
+  const ack = `looking into it (UI test ${Date.now()})`;
+  await page.getByLabel('Comment (required)').fill(ack);
+  await page.getByLabel('Assignee').fill('analyst-kim');
+  await panel.getByRole('button', { name: 'Acknowledge', exact: true }).click();
+  await page.locator(`#alert-detail[data-alert="${target.id}"][data-status="acknowledged"]`).waitFor();
+  await waitForText(message, `Alert ${target.id} acknowledged (assigned to analyst-kim).`);
+  await row.locator('td.alert-status .badge[data-status="acknowledged"]').waitFor();
+  await waitForText(row.locator('td.alert-assignee'), 'analyst-kim');
+  await waitForText(panel.locator('dd.assignee'), 'analyst-kim');
+  const historyRows = panel.locator('table.alert-history tbody tr');
+  assert.equal(await historyRows.count(), before + 1);
+  await waitForText(historyRows.last().locator('td.comment'), ack);
+  let fromApi = await getApi(`/api/v1/alerts/${target.id}`);
+  assert.equal(fromApi.alert.status, 'acknowledged');
+  assert.equal(fromApi.alert.assignee, 'analyst-kim');
+  assert.equal(fromApi.history.at(-1).comment, ack);
+  await waitForText(historyRows.last().locator('td.actor'), fromApi.history.at(-1).actor);
+
+  // A comment alone: kept in the history, the status stays.
+  const note = 'asked the courier for the original manifest';
+  await page.getByLabel('Comment (required)').fill(note);
+  await panel.getByRole('button', { name: 'Add comment', exact: true }).click();
+  await waitForText(message, `Comment added to alert ${target.id}.`);
+  assert.equal(await historyRows.count(), before + 2);
+  assert.equal(await historyRows.last().getAttribute('data-kind'), 'comment');
+  await waitForText(historyRows.last().locator('td.comment'), note);
+  assert.equal(await panel.getAttribute('data-status'), 'acknowledged');
+  fromApi = await getApi(`/api/v1/alerts/${target.id}`);
+  assert.deepEqual([fromApi.alert.status, fromApi.history.at(-1).kind, fromApi.history.at(-1).comment],
+    ['acknowledged', 'comment', note]);
+
+  const fix = 'the declaration was corrected by the courier';
+  await page.getByLabel('Comment (required)').fill(fix);
+  await panel.getByRole('button', { name: 'Resolve', exact: true }).click();
+  await page.locator(`#alert-detail[data-alert="${target.id}"][data-status="resolved"]`).waitFor();
+  await waitForText(message, `Alert ${target.id} resolved.`);
+  await row.locator('td.alert-status .badge[data-status="resolved"]').waitFor();
+  assert.equal(await historyRows.count(), before + 3);
+  await waitForText(historyRows.last().locator('td.comment'), fix);
+  // A resolved alert can only be reopened (or commented on).
+  const offered = await panel.locator('button[data-status-action]:visible').allTextContents();
+  assert.deepEqual(offered, ['Reopen', 'Add comment']);
+  fromApi = await getApi(`/api/v1/alerts/${target.id}`);
+  assert.equal(fromApi.alert.status, 'resolved');
+  assert.equal(fromApi.alert.assignee, 'analyst-kim', 'the assignee stays');
+  assert.equal(fromApi.history.length, before + 3);
+  assert.equal(posts.length, 3);
+});
+
+test('alerts: the API\'s errors are shown with its own message', { timeout: 200_000 }, async (t) => {
+  // A link to an alert the node does not have.
+  const [newest] = await getApi('/api/v1/alerts?limit=1');
+  const missing = (newest?.id ?? 0) + 1_000_000;
+  const [status, body] = await callApi(`/api/v1/alerts/${missing}`);
+  assert.equal(status, 404);
+  const page = await openAlerts(t, `/#alert-${missing}`);
+  const panel = await alertPanel(page, missing);
+  await waitForText(panel.locator('.message.error'), body.error.message);
+  assert.equal(await page.locator('#alert-actions').isVisible(), false);
+
+  // A comment the API finds too long (the page leaves the limit to the API).
+  const [target] = await someAlerts(page);
+  const long = 'x'.repeat(4001);
+  const [longStatus, tooLong] = await callApi(`/api/v1/alerts/${target.id}/comments`, { comment: long });
+  assert.equal(longStatus, 422, JSON.stringify(tooLong));
+  let detail = await openAlertDetail(page, target.id);
+  const historyBefore = await detail.locator('table.alert-history tbody tr').count();
+  await page.getByLabel('Comment (required)').fill(long);
+  await detail.getByRole('button', { name: 'Add comment', exact: true }).click();
+  await waitForText(page.locator('#alert-message'), `Alert ${target.id} was not changed: ${tooLong.error.message}`);
+  assert.equal(await detail.locator('table.alert-history tbody tr').count(), historyBefore);
+  assert.equal(await page.getByLabel('Comment (required)').inputValue(), long, 'the comment is kept to be shortened');
+
+  // A change the API rejects: the request is altered on its way to carry a status the API does
+  // not know (the UI only sends valid ones), and the UI must show the API's answer.
+  const [, rejected] = await callApi(`/api/v1/alerts/${target.id}/status`, { status: 'reopened', comment: 'x' });
+  assert.equal(rejected.error?.code, 'bad_request', JSON.stringify(rejected));
+  await page.route('**/api/v1/alerts/*/status', (route) => {
+    const change = JSON.parse(route.request().postData());
+    route.continue({ postData: JSON.stringify({ ...change, status: 'reopened' }) });
+  });
+  detail = await openAlertDetail(page, target.id);
+  await page.getByLabel('Comment (required)').fill('this change is rejected');
+  // Any offered change of status but Assign (which the UI itself refuses without an assignee).
+  const action = detail.locator('button[data-status-action]:visible:not([data-status-action="assign"]):not([data-status-action="comment"])').first();
+  await action.click();
+  await waitForText(page.locator('#alert-message'), `Alert ${target.id} was not changed: ${rejected.error.message}`);
+  assert.equal(await page.locator('#alert-message').getAttribute('class'), 'message error');
+  assert.equal(await action.isEnabled(), true, 'the buttons work again');
+  assert.equal(await detail.getAttribute('data-status'), target.status, 'the panel keeps the status');
+  assert.equal((await getApi(`/api/v1/alerts/${target.id}`)).alert.status, target.status, 'unchanged in the API');
+});
+
+test('alerts: filter by rule and by status', { timeout: 200_000 }, async (t) => {
+  const page = await openAlerts(t);
+  const [newest] = await someAlerts(page);
+  const rule = newest.rule_id;
+
+  await page.getByLabel('Rule').selectOption(rule);
+  await page.locator('#alerts-status').filter({ hasText: ` alerts of rule ${rule}, newest first.` }).waitFor();
+  let shown = await shownAlerts(page);
+  assert.ok(shown.length > 0);
+  assert.deepEqual([...new Set(shown.map((a) => a.rule))], [rule]);
+  const ofRule = await getApi(`/api/v1/alerts?rule=${encodeURIComponent(rule)}&limit=100`);
+  assert.deepEqual(ofRule.filter((a) => a.id <= shown[0].id).map((a) => a.id), shown.map((a) => a.id));
+
+  // All rules again (listed anew), then only the open ones (filtered in the page).
+  await page.getByLabel('Rule').selectOption('');
+  await page.locator('#alerts-status').filter({ hasText: /^\d+ alerts, newest first\.$/ }).waitFor();
+  await page.getByLabel('Status').selectOption('open');
+  const table = await alertsTable(page);
+  shown = table.rows;
+  assert.deepEqual([...new Set(shown.map((a) => a.status))].filter((s) => s !== 'open'), []);
+  const all = await getApi('/api/v1/alerts?limit=100');
+  const openIds = all.filter((a) => a.status === 'open' && a.id <= (shown[0]?.id ?? Infinity)).map((a) => a.id);
+  assert.deepEqual(openIds.filter((id) => !shown.some((a) => a.id === id)), [], 'open alerts missing');
+  const counted = Object.values(table.counters).reduce((x, y) => x + y, 0);
+  assert.equal(counted, shown.length, 'the counters count what is shown');
+
+  await page.getByLabel('Status').selectOption('resolved');
+  shown = await shownAlerts(page);
+  assert.deepEqual([...new Set(shown.map((a) => a.status))].filter((s) => s !== 'resolved'), []);
+});
+
+test('screenshot of the alerts', { timeout: 200_000 }, async (t) => {
+  const page = await openAlerts(t);
+  const alerts = await someAlerts(page);
+  const withHistory = alerts.find((a) => a.status !== 'open') ?? alerts[0];
+  const panel = await openAlertDetail(page, withHistory.id);
+  const eventId = withHistory.event_ids[0];
+  if (eventId) {
+    await panel.getByRole('button', { name: `Provenance of ${eventId}`, exact: true }).click();
+    await panel.locator('.provenance[aria-busy="false"]').first().waitFor();
+  }
+
+  await mkdir(dirname(ALERTS_SCREENSHOT), { recursive: true });
+  await page.setViewportSize({ width: 1400, height: 900 });
+  await page.screenshot({ path: ALERTS_SCREENSHOT, fullPage: true });
+
+  const png = await readFile(ALERTS_SCREENSHOT);
+  assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')], `${ALERTS_SCREENSHOT} is a PNG`);
 });
