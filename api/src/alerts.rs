@@ -275,13 +275,18 @@ pub(crate) async fn get_alert_stream(
     let stream =
         futures_util::stream::unfold((store, start, 0u32), |(store, last, idle)| async move {
             let s = store.clone();
-            let newer = web::block(move || s.alerts(None, None, 500))
-                .await
-                .ok()
-                .and_then(Result::ok)
-                .unwrap_or_default();
-            let mut fresh: Vec<_> = newer.into_iter().filter(|a| a.id > last).collect();
-            fresh.sort_by_key(|a| a.id);
+            // Oldest first from the last one sent, so a burst is sent in full, 500 at a time.
+            let fresh = match web::block(move || s.alerts_after(last, 500)).await {
+                Ok(Ok(fresh)) => fresh,
+                Ok(Err(e)) => {
+                    tracing::warn!("alert stream: reading new alerts: {e}");
+                    Vec::new()
+                }
+                Err(e) => {
+                    tracing::warn!("alert stream: {e}");
+                    Vec::new()
+                }
+            };
             if let Some(max) = fresh.last().map(|a| a.id) {
                 let text: String = fresh
                     .into_iter()

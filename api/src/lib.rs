@@ -18,6 +18,7 @@ mod metrics;
 mod provenance;
 pub mod reconciliation;
 mod registry;
+mod rules;
 mod system;
 mod ui;
 
@@ -66,6 +67,8 @@ pub struct AppState {
     pub started: Instant,
     /// The configured audits.
     pub audits: Vec<audits::AuditSchedule>,
+    /// The ledger channel of the alerts (left out of rule dry-runs).
+    pub alerts_channel: String,
 }
 
 #[derive(OpenApi)]
@@ -148,6 +151,10 @@ pub fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(audits::list_audit_runs)
         .service(audits::get_audit_run)
         .service(audits::run_audit)
+        .service(rules::list_rules)
+        .service(rules::get_rule)
+        .service(rules::update_rule)
+        .service(rules::test_rule)
         .service(metrics::get_metrics);
 }
 

@@ -76,6 +76,7 @@ fn node_with(extra: Vec<Arc<dyn HealthCheck>>) -> Node {
             job: "verify_ledger".into(),
             schedule: "0 0 2 * * *".into(),
         }],
+        alerts_channel: "alerts".into(),
     });
     Node {
         _dir: dir,

@@ -130,13 +130,75 @@ async fn alerts(
     Ok(())
 }
 
+/// How often the worker looks for rule versions edited through the API.
+const RULES_EVERY: Duration = Duration::from_secs(3);
+
+/// The rules in force (shipped, overlaid with the versions edited through the API) and the mark
+/// of the stored versions they reflect.
+async fn rules_in_force(
+    store: &Store,
+) -> Result<(Vec<ledgerbridge_monitoring::Rule>, i64), String> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mark = store.rule_versions_mark().map_err(|e| e.to_string())?;
+        let edited: Vec<ledgerbridge_monitoring::catalog::Edited> = store
+            .rule_versions(None)
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .map(|v| ledgerbridge_monitoring::catalog::Edited {
+                rule_id: v.rule_id,
+                version: u32::try_from(v.version).unwrap_or(0),
+                body: v.body,
+                enabled: v.enabled,
+            })
+            .collect();
+        let builtin = ledgerbridge_monitoring::rules::builtin().map_err(|e| e.to_string())?;
+        let rules = ledgerbridge_monitoring::catalog::effective(builtin, &edited)?.rules;
+        Ok((rules.into_iter().map(|(r, _)| r).collect(), mark))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Swaps in the rules edited since `mark`: unchanged rules keep their state, changed ones start
+/// afresh.
+async fn reload(ctx: &MonitorContext, monitor: &mut Monitor, mark: &mut i64) {
+    let store = ctx.store.clone();
+    let now = tokio::task::spawn_blocking(move || store.rule_versions_mark()).await;
+    let Ok(Ok(now)) = now else {
+        tracing::warn!("monitoring worker: reading the rule versions failed");
+        return;
+    };
+    if now == *mark {
+        return;
+    }
+    match rules_in_force(&ctx.store).await {
+        Ok((rules, new_mark)) => {
+            let snapshot = monitor.snapshot();
+            let mut next = Monitor::new(rules);
+            let fresh = next.restore(snapshot);
+            *monitor = next;
+            *mark = new_mark;
+            tracing::info!(
+                rules = monitor.rules().count(),
+                ?fresh,
+                "monitoring worker: rules edited through the API are in force"
+            );
+        }
+        Err(e) => tracing::error!(
+            "monitoring worker: the edited rules do not load, keeping the old ones: {e}"
+        ),
+    }
+}
+
 /// Runs until `stop` turns true.
 pub(crate) async fn run(
     ctx: MonitorContext,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let rules = ledgerbridge_monitoring::rules::builtin().map_err(|e| e.to_string())?;
+    let (rules, mut mark) = rules_in_force(&ctx.store).await?;
     let mut monitor = Monitor::new(rules);
+    let mut checked = Instant::now();
     let store = ctx.store.clone();
     if let Some(text) = tokio::task::spawn_blocking(move || store.meta(STATE_KEY))
         .await
@@ -179,6 +241,10 @@ pub(crate) async fn run(
             if stopping {
                 return Ok(());
             }
+        }
+        if checked.elapsed() >= RULES_EVERY {
+            checked = Instant::now();
+            reload(&ctx, &mut monitor, &mut mark).await;
         }
         let batch = tokio::select! {
             r = consumer.poll(5_000, Duration::from_millis(200)) => r,

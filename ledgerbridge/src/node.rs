@@ -255,6 +255,7 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
                 schedule: a.schedule.clone(),
             })
             .collect(),
+        alerts_channel: config.monitoring.channel.clone(),
     });
     if roles.contains(&Role::Api) {
         let listen: SocketAddr = config

@@ -1571,3 +1571,168 @@ schedule = "0 0 0 1 1 *"
     );
     assert_eq!(node.stop(), 0);
 }
+
+/// Rules through the API: a new rule dry-run over the events already in the ledger (nothing
+/// stored), then stored as a version and run by the monitoring worker within seconds, alerts
+/// recording that version; disabled by a later version; mistakes refused with their line.
+#[test]
+fn rules_are_edited_with_versions_and_dry_run_over_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("fast.toml");
+    std::fs::write(
+        &config,
+        ledgerbridge_config::DEMO_CONFIG.replace("rate = 5.0", "rate = 100.0"),
+    )
+    .unwrap();
+    let node = Node::start(&[
+        "demo",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    let token_text = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let token = Some(token_text.trim());
+    let put = |id: &str, body: Value| -> (u16, Value) {
+        let resp = reqwest::blocking::Client::new()
+            .put(format!("{}/api/v1/rules/{id}", node.url))
+            .bearer_auth(token_text.trim())
+            .json(&body)
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.json().unwrap_or(Value::Null))
+    };
+    let (status, rules) = node.get("/api/v1/rules", token);
+    assert_eq!(status, 200, "{rules}");
+    assert_eq!(rules.as_array().unwrap().len(), 14, "{rules}");
+    assert!(
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["origin"] == "builtin")
+    );
+    let rule = |min: i64| {
+        format!(
+            r#"[[rules]]
+id = "customs.large-declaration"
+version = 1
+severity = "low"
+event_types = ["customs.declaration"]
+explanation = "declaration {{key}}: {{values}}"
+[rules.threshold]
+where = [{{ field = "/data/declared_value_krw", ge = {min} }}]
+"#
+        )
+    };
+    // Wait for declarations in the ledger, then dry-run: every one would be flagged at 0 KRW,
+    // none at a trillion.
+    let dry = |min: i64| {
+        node.post(
+            "/api/v1/rules/customs.large-declaration/dry-run",
+            token,
+            serde_json::json!({ "toml": rule(min) }),
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let everything = loop {
+        let (status, run) = dry(0);
+        assert_eq!(status, 200, "{run}");
+        if run["matching_events"].as_u64().unwrap() >= 3 {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "no declaration anchored: {run}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    assert_eq!(
+        everything["alerts"].as_array().unwrap().len() as u64,
+        everything["matching_events"].as_u64().unwrap(),
+        "{everything}"
+    );
+    assert!(everything["events"].as_u64() > everything["matching_events"].as_u64());
+    let (_, none) = dry(1_000_000_000_000);
+    assert_eq!(none["alerts"], serde_json::json!([]), "{none}");
+    assert_eq!(
+        node.get("/api/v1/alerts?rule=customs.large-declaration", token)
+            .1,
+        serde_json::json!([])
+    );
+    // Mistakes, each with its line; a change needs a reason.
+    let (status, bad) = put(
+        "customs.large-declaration",
+        // A placeholder a threshold does not fill.
+        serde_json::json!({ "toml": rule(0).replace("{values}", "{median}"), "comment": "x" }),
+    );
+    assert_eq!(status, 422, "{bad}");
+    let message = bad["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("line 6") && message.contains("median"),
+        "{bad}"
+    );
+    assert_eq!(
+        put(
+            "customs.large-declaration",
+            serde_json::json!({ "toml": rule(0), "comment": " " })
+        )
+        .0,
+        422
+    );
+    assert_eq!(
+        put(
+            "customs.other",
+            serde_json::json!({ "toml": rule(0), "comment": "x" })
+        )
+        .0,
+        422
+    );
+    // Stored, then run live: alerts record version 1.
+    let (status, v1) = put(
+        "customs.large-declaration",
+        serde_json::json!({ "toml": rule(0), "comment": "every declaration, for the pilot" }),
+    );
+    assert_eq!(status, 201, "{v1}");
+    assert_eq!(v1["version"], 1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let fired = loop {
+        let (_, alerts) = node.get("/api/v1/alerts?rule=customs.large-declaration", token);
+        if let Some(a) = alerts.as_array().and_then(|a| a.first()) {
+            break a.clone();
+        }
+        assert!(Instant::now() < deadline, "the new rule raised nothing");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(fired["rule_version"], 1);
+    assert_eq!(fired["severity"], "low");
+    // A shipped rule's first edit continues its numbering.
+    let (status, shipped) = put(
+        "bank.velocity-spike",
+        serde_json::json!({ "toml": rule(0).replace("customs.large-declaration", "bank.velocity-spike"), "comment": "replaced" }),
+    );
+    assert_eq!(status, 201, "{shipped}");
+    assert_eq!(shipped["version"], 2);
+    // Disabled by a later version; the history keeps both.
+    let (status, v2) = put(
+        "customs.large-declaration",
+        serde_json::json!({ "toml": rule(0), "enabled": false, "comment": "pilot over" }),
+    );
+    assert_eq!(status, 201, "{v2}");
+    assert_eq!(v2["version"], 2);
+    let (_, detail) = node.get("/api/v1/rules/customs.large-declaration", token);
+    assert_eq!(detail["rule"], Value::Null, "{detail}");
+    assert_eq!(detail["versions"].as_array().unwrap().len(), 2, "{detail}");
+    assert_eq!(detail["versions"][1]["comment"], "pilot over");
+    let (_, rules) = node.get("/api/v1/rules", token);
+    let listed = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "customs.large-declaration")
+        .unwrap()
+        .clone();
+    assert_eq!(listed["enabled"], false, "{listed}");
+    assert_eq!(node.get("/api/v1/rules/nope", token).0, 404);
+    assert_eq!(node.stop(), 0);
+}
