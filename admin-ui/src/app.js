@@ -1147,7 +1147,12 @@ function renderAlertDetail(detail) {
       .className = 'suppressed';
   }
 
-  const parts = [el('h4', null, 'Why'), el('p', 'explanation', a.explanation), facts];
+  const similar = el('button', 'action-suppress-similar', 'Suppress similar');
+  similar.type = 'button';
+  similar.title = 'Fill in the suppression form with this alert\'s rule and key';
+  const similarLine = el('p', 'similar');
+  similarLine.append(similar, el('span', 'muted', ' mute alerts of this rule and key for a while'));
+  const parts = [el('h4', null, 'Why'), el('p', 'explanation', a.explanation), facts, similarLine];
   if (a.evidence !== null && a.evidence !== undefined) {
     parts.push(el('h4', null, 'Evidence'), el('pre', 'data evidence', JSON.stringify(a.evidence, null, 2)));
   }
@@ -1280,6 +1285,9 @@ alertsBody().addEventListener('click', (event) => {
 document.getElementById('alert-detail-body').addEventListener('click', (event) => {
   const button = event.target.closest('button.action-provenance');
   if (button) toggleProvenance(button);
+  if (event.target.closest('button.action-suppress-similar') && alertsState.detail) {
+    suppressSimilar(alertsState.detail);
+  }
 });
 
 document.getElementById('alert-actions').addEventListener('click', (event) => {
@@ -1317,6 +1325,549 @@ document.addEventListener('visibilitychange', () => {
   }
 });
 
+// --- Suppressions ------------------------------------------------------------------------------
+//
+// GET /api/v1/suppressions (in force; ?all=true also expired and lifted), POST to add one, POST
+// …/{id}/lift to end one early. The API checks what is posted (a rule or a key, a reason, a
+// duration); the page shows its message.
+
+const SUPPRESSION_STATES = { in_force: 'in force', expired: 'expired', lifted: 'lifted' };
+
+const suppressionsState = { generation: 0 };
+
+function showMessage(id, text, isError) {
+  const message = document.getElementById(id);
+  message.textContent = text;
+  message.classList.toggle('error', Boolean(isError));
+}
+
+function suppressionsBody() {
+  return document.querySelector('#suppressions tbody');
+}
+
+function suppressionState(s, now = Date.now()) {
+  if (s.lifted_at_ms !== null && s.lifted_at_ms !== undefined) return 'lifted';
+  return s.expires_at_ms <= now ? 'expired' : 'in_force';
+}
+
+/** A cell with `value`, or a muted `fallback` when the value is absent. */
+function optionalCell(value, fallback, className) {
+  if (value !== null && value !== undefined) return cell(value, className);
+  const td = cell(null, className);
+  td.append(el('span', 'muted', fallback));
+  return td;
+}
+
+function timeCell(ms, className) {
+  const td = cell(null, className);
+  td.append(timeElement(ms));
+  return td;
+}
+
+function suppressionRow(s) {
+  const state = suppressionState(s);
+  const tr = el('tr');
+  tr.dataset.suppression = String(s.id);
+  tr.dataset.state = state;
+  const idCell = el('th', 'suppression-id num', String(s.id));
+  idCell.scope = 'row';
+  const stateCell = cell(null, 'suppression-state');
+  const badge = el('span', `badge suppression-${state}`, SUPPRESSION_STATES[state]);
+  badge.dataset.state = state;
+  stateCell.append(badge);
+  if (state === 'lifted') {
+    stateCell.append(el('br'), el('span', 'muted lifted', `by ${s.lifted_by} `), timeElement(s.lifted_at_ms));
+  }
+  const actions = cell(null, 'actions');
+  if (state === 'in_force') {
+    const lift = el('button', 'action-lift', 'Lift');
+    lift.type = 'button';
+    lift.dataset.suppression = String(s.id);
+    lift.setAttribute('aria-label', `Lift suppression ${s.id}`);
+    actions.append(lift);
+  }
+  tr.append(idCell, optionalCell(s.rule_id, 'any rule', 'suppression-rule rule-id'),
+    optionalCell(s.alert_key, 'any key', 'suppression-key'), cell(s.reason, 'reason'),
+    cell(s.created_by, 'actor'), timeCell(s.created_at_ms, 'created'),
+    timeCell(s.expires_at_ms, 'expires'), stateCell, actions);
+  return tr;
+}
+
+async function loadSuppressions() {
+  const generation = ++suppressionsState.generation;
+  const current = token;
+  const all = document.getElementById('suppressions-all').checked;
+  const table = document.getElementById('suppressions');
+  const status = document.getElementById('suppressions-status');
+  table.setAttribute('aria-busy', 'true');
+  try {
+    const list = await api(`/api/v1/suppressions${all ? '?all=true' : ''}`);
+    if (generation !== suppressionsState.generation || token !== current) return;
+    replaceRows(suppressionsBody(), list.map((s) => suppressionRow(s)));
+    if (list.length === 0) {
+      status.textContent = all ? 'No suppressions yet.' : 'No suppression in force: every alert is delivered.';
+    } else {
+      status.textContent = `${list.length} suppressions${all ? '' : ' in force'}, newest first.`;
+    }
+  } catch (err) {
+    if (generation !== suppressionsState.generation || token !== current) return;
+    status.textContent = `Cannot list the suppressions: ${err.message}`;
+  } finally {
+    if (generation === suppressionsState.generation) table.setAttribute('aria-busy', 'false');
+  }
+}
+
+function clearSuppressions() {
+  suppressionsState.generation++;
+  replaceRows(suppressionsBody(), []);
+  showMessage('suppression-message', '', false);
+  document.getElementById('suppressions-status').textContent = 'Enter a valid admin token to see the suppressions.';
+}
+
+/** What a suppression mutes, in words. */
+function suppressionScope(s) {
+  const rule = s.rule_id ? `rule ${s.rule_id}` : 'any rule';
+  return s.alert_key ? `${rule} with key ${s.alert_key}` : rule;
+}
+
+async function addSuppression() {
+  const field = (id) => document.getElementById(id).value.trim();
+  const request = { reason: field('suppression-reason'), duration: field('suppression-duration') };
+  if (field('suppression-rule')) request.rule_id = field('suppression-rule');
+  if (field('suppression-key')) request.key = field('suppression-key');
+  const button = document.getElementById('suppression-add');
+  button.disabled = true;
+  try {
+    const s = await api('/api/v1/suppressions', 'POST', token, request);
+    showMessage('suppression-message',
+      `Suppression ${s.id} added: alerts of ${suppressionScope(s)} are muted until ${isoTime(s.expires_at_ms)}.`, false);
+    for (const id of ['suppression-rule', 'suppression-key', 'suppression-reason']) {
+      document.getElementById(id).value = '';
+    }
+  } catch (err) {
+    showMessage('suppression-message', `No suppression added: ${err.message}`, true);
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  await loadSuppressions();
+}
+
+async function liftSuppression(button) {
+  const id = Number(button.dataset.suppression);
+  button.disabled = true;
+  try {
+    await api(`/api/v1/suppressions/${id}/lift`, 'POST');
+    showMessage('suppression-message', `Suppression ${id} lifted: its alerts are delivered again.`, false);
+  } catch (err) {
+    button.disabled = false;
+    showMessage('suppression-message', `Suppression ${id} was not lifted: ${err.message}`, true);
+  }
+  await loadSuppressions();
+}
+
+/** "Suppress similar" on an alert: the form, filled in with its rule and key. */
+function suppressSimilar(a) {
+  document.getElementById('suppression-rule').value = a.rule_id;
+  document.getElementById('suppression-key').value = a.key;
+  showMessage('suppression-message',
+    `Rule and key of alert ${a.id} filled in: give a reason and a duration, then Add suppression.`, false);
+  const form = document.getElementById('suppression-form');
+  form.scrollIntoView({ block: 'center' });
+  document.getElementById('suppression-reason').focus();
+}
+
+document.getElementById('suppression-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  if (token) addSuppression();
+});
+suppressionsBody().addEventListener('click', (event) => {
+  const button = event.target.closest('button.action-lift');
+  if (button && !button.disabled && token) liftSuppression(button);
+});
+document.getElementById('suppressions-all').addEventListener('change', () => {
+  if (token) loadSuppressions();
+});
+document.getElementById('suppressions-refresh').addEventListener('click', () => {
+  if (token) loadSuppressions();
+});
+
+// --- Rules -------------------------------------------------------------------------------------
+//
+// GET /api/v1/rules (the rules in force, shipped or edited, and those disabled), GET
+// /api/v1/rules/{id} (the version in force and the versions stored through the API), an editor
+// for the rule's TOML with POST …/dry-run (what it would have raised over the events already
+// anchored; nothing is stored) and PUT (a new version, with a comment). The API checks the rule
+// and names every mistake with its line: its message is shown as it is, line breaks included.
+
+const DRY_RUN_SHOWN = 20;
+
+const rulesState = {
+  list: [],
+  generation: 0,
+  // The rule in the editor (null: a new one) and the request counter of the panel.
+  rule: null,
+  detailRequest: 0,
+};
+
+function rulesBody() {
+  return document.querySelector('#rules tbody');
+}
+
+function ruleRow(r) {
+  const tr = el('tr');
+  tr.dataset.rule = r.id;
+  tr.dataset.origin = r.origin;
+  tr.dataset.enabled = String(r.enabled);
+  tr.dataset.version = String(r.version);
+  const name = el('th', 'rule-name');
+  name.scope = 'row';
+  name.append(el('span', 'rule-id', r.id));
+  const severity = cell(null, 'rule-severity');
+  if (r.severity) severity.append(severityBadge(r.severity));
+  const open = el('button', 'action-open-rule', 'Open');
+  open.type = 'button';
+  open.dataset.rule = r.id;
+  open.setAttribute('aria-label', `Open rule ${r.id}`);
+  const actions = cell(null, 'actions');
+  actions.append(open);
+  tr.append(name, cell(String(r.version), 'rule-version num'), severity,
+    cell(r.event_types.join(', '), 'rule-event-types'), cell(r.explanation, 'rule-explanation'),
+    cell(r.origin === 'builtin' ? 'shipped' : 'API', 'rule-origin'),
+    cell(r.enabled ? 'yes' : 'no (disabled)', 'rule-enabled'), actions);
+  return tr;
+}
+
+async function loadRules() {
+  const generation = ++rulesState.generation;
+  const current = token;
+  const status = document.getElementById('rules-status');
+  const table = document.getElementById('rules');
+  table.setAttribute('aria-busy', 'true');
+  try {
+    const list = await api('/api/v1/rules');
+    if (generation !== rulesState.generation || token !== current) return;
+    rulesState.list = list;
+    replaceRows(rulesBody(), list.map((r) => ruleRow(r)));
+    document.getElementById('rule-ids').replaceChildren(...list.map((r) => {
+      const option = el('option');
+      option.value = r.id;
+      return option;
+    }));
+    const disabled = list.filter((r) => !r.enabled).length;
+    status.textContent = `${list.length} rules` +
+      `${disabled ? `, ${disabled} of them disabled` : ''}; edited ones run on the node within seconds.`;
+  } catch (err) {
+    if (generation !== rulesState.generation || token !== current) return;
+    status.textContent = `Cannot list the rules: ${err.message}`;
+  } finally {
+    if (generation === rulesState.generation) table.setAttribute('aria-busy', 'false');
+  }
+}
+
+/** TOML for a new rule: a threshold rule to adapt. */
+function ruleTemplate() {
+  return [
+    '[[rules]]',
+    'id = "customs.new-rule"',
+    'version = 1',
+    'severity = "low"',
+    'event_types = ["customs.declaration"]',
+    'explanation = "declaration {key}: {values}"',
+    '[rules.threshold]',
+    'where = [{ field = "/data/declared_value_krw", ge = 10000000 }]',
+    '',
+  ].join('\n');
+}
+
+/**
+ * TOML for a shipped rule never edited through the API, which does not give its condition: the
+ * fields it does give, and where the condition is.
+ */
+function ruleSkeleton(r) {
+  const domain = r.id.split('.')[0];
+  return [
+    `# The shipped rule's condition is in monitoring/rules/${domain}.toml: copy its section`,
+    '# ([rules.threshold], [rules.window], [rules.join] …) below before a dry-run or saving.',
+    '[[rules]]',
+    `id = ${JSON.stringify(r.id)}`,
+    `version = ${r.version}`,
+    `severity = ${JSON.stringify(r.severity)}`,
+    `event_types = [${r.event_types.map((t) => JSON.stringify(t)).join(', ')}]`,
+    `explanation = ${JSON.stringify(r.explanation)}`,
+    '',
+  ].join('\n');
+}
+
+function ruleFacts(r) {
+  const facts = el('dl', 'facts');
+  if (!r) {
+    definition(facts, 'In force', 'no: the rule is disabled').className = 'rule-in-force';
+    return facts;
+  }
+  definition(facts, 'Version in force', String(r.version)).className = 'rule-version';
+  definition(facts, 'Severity', severityBadge(r.severity));
+  definition(facts, 'Event types', r.event_types.join(', ')).className = 'rule-event-types';
+  definition(facts, 'Explanation', r.explanation).className = 'rule-explanation';
+  definition(facts, 'Origin', r.origin === 'builtin' ? 'shipped with ledgerbridge' : 'edited through the API')
+    .className = 'rule-origin';
+  return facts;
+}
+
+/** The versions stored through the API, newest first. */
+function versionsTable(versions) {
+  if (versions.length === 0) {
+    return el('p', 'muted no-versions', 'No version stored through the API: the shipped definition is in force.');
+  }
+  return simpleTable('rule-versions', ['Version', 'Enabled', 'Comment', 'By', 'When', 'Rule'],
+    [...versions].reverse().map((v) => {
+      const tr = el('tr');
+      tr.dataset.version = String(v.version);
+      tr.dataset.enabled = String(v.enabled);
+      const body = el('details', 'version-body');
+      body.append(el('summary', null, 'TOML'), el('pre', 'data', v.body));
+      const bodyCell = cell(null, 'body');
+      bodyCell.append(body);
+      tr.append(cell(String(v.version), 'version num'), cell(v.enabled ? 'yes' : 'no', 'enabled'),
+        cell(v.comment, 'comment'), cell(v.created_by, 'actor'), timeCell(v.created_at_ms, 'time'), bodyCell);
+      return tr;
+    }));
+}
+
+function resetRuleOutput() {
+  showMessage('rule-message', '', false);
+  const dryRun = document.getElementById('rule-dry-run');
+  dryRun.replaceChildren();
+  for (const key of ['events', 'matching', 'alerts']) delete dryRun.dataset[key];
+  document.getElementById('rule-comment').removeAttribute('aria-invalid');
+}
+
+/** Shows the panel for rule `id`, or (`id` null) for a new rule. */
+async function openRule(id) {
+  const panel = document.getElementById('rule-detail');
+  const request = ++rulesState.detailRequest;
+  rulesState.rule = id;
+  panel.hidden = false;
+  panel.setAttribute('aria-busy', 'true');
+  panel.dataset.rule = id ?? '';
+  panel.dataset.new = String(id === null);
+  const heading = document.getElementById('rule-detail-title');
+  const body = document.getElementById('rule-detail-body');
+  const editor = document.getElementById('rule-editor');
+  const idField = document.getElementById('rule-id');
+  resetRuleOutput();
+  document.getElementById('rule-comment').value = '';
+  heading.textContent = id === null ? 'New rule' : `Rule ${id}`;
+  heading.focus();
+  if (id === null) {
+    body.replaceChildren(el('p', 'muted', 'A new rule: name it, adapt the template, try it over the events ' +
+      'already anchored, then save it with a comment.'));
+    idField.value = '';
+    idField.readOnly = false;
+    document.getElementById('rule-toml').value = ruleTemplate();
+    document.getElementById('rule-enabled').checked = true;
+    editor.hidden = false;
+    panel.setAttribute('aria-busy', 'false');
+    return;
+  }
+  body.replaceChildren(el('p', 'muted', 'Loading…'));
+  editor.hidden = true;
+  let detail;
+  try {
+    detail = await api(`/api/v1/rules/${encodeURIComponent(id)}`);
+  } catch (err) {
+    if (request !== rulesState.detailRequest) return;
+    body.replaceChildren(errorParagraph(err));
+    panel.setAttribute('aria-busy', 'false');
+    return;
+  }
+  if (request !== rulesState.detailRequest) return;
+  renderRuleDetail(id, detail, true);
+}
+
+/** Fills the panel; `fillEditor` also replaces the editor's text with the newest version. */
+function renderRuleDetail(id, detail, fillEditor) {
+  const panel = document.getElementById('rule-detail');
+  const { rule, versions } = detail;
+  panel.dataset.versions = String(versions.length);
+  document.getElementById('rule-detail-body').replaceChildren(ruleFacts(rule),
+    el('h5', null, `Versions stored through the API (${versions.length})`), versionsTable(versions));
+  if (fillEditor) {
+    const idField = document.getElementById('rule-id');
+    idField.value = id;
+    idField.readOnly = true;
+    const newest = versions.at(-1);
+    document.getElementById('rule-toml').value = newest ? newest.body : ruleSkeleton(rule);
+    document.getElementById('rule-enabled').checked = newest ? newest.enabled : (rule?.enabled ?? true);
+  }
+  document.getElementById('rule-editor').hidden = false;
+  panel.setAttribute('aria-busy', 'false');
+}
+
+function closeRule() {
+  rulesState.detailRequest++;
+  rulesState.rule = null;
+  const panel = document.getElementById('rule-detail');
+  panel.hidden = true;
+  delete panel.dataset.rule;
+  document.getElementById('rule-detail-body').replaceChildren();
+  document.getElementById('rule-editor').hidden = true;
+  resetRuleOutput();
+}
+
+/** The rule id of the editor: the field, else the `id` of the TOML. */
+function editedRuleId() {
+  const field = document.getElementById('rule-id').value.trim();
+  if (field) return field;
+  const match = document.getElementById('rule-toml').value.match(/^\s*id\s*=\s*"([^"]+)"/m);
+  return match ? match[1] : '';
+}
+
+/** An API refusal in the rule panel: a line of ours, then the API's message as it is. */
+function showRuleError(prefix, err) {
+  const message = document.getElementById('rule-message');
+  message.classList.add('error');
+  message.replaceChildren(el('strong', null, prefix), el('pre', 'api-message', err.message));
+}
+
+function dryRunView(run) {
+  const count = (n, one, many) => `${formatCount(n)} ${n === 1 ? one : many}`;
+  const parts = [el('p', 'dry-run-counts',
+    `Replayed ${count(run.events, 'event', 'events')} already anchored: ` +
+    `${count(run.matching_events, 'is', 'are')} of the rule's event types; ` +
+    `it would have raised ${count(run.alerts.length, 'alert', 'alerts')}. Nothing was stored.`)];
+  if (run.alerts.length > 0) {
+    const shown = run.alerts.slice(0, DRY_RUN_SHOWN);
+    parts.push(el('p', 'muted', run.alerts.length > shown.length
+      ? `The first ${shown.length}, in the order of the events:` : 'In the order of the events:'));
+    parts.push(simpleTable('dry-run-alerts', ['Severity', 'Key', 'Explanation', 'Events', 'Event time'],
+      shown.map((a) => {
+        const tr = el('tr');
+        tr.dataset.key = a.key;
+        const severity = cell(null, 'alert-severity');
+        severity.append(severityBadge(a.severity));
+        const time = a.event_time !== null && a.event_time !== undefined
+          ? timeCell(a.event_time, 'time') : cell('', 'time');
+        tr.append(severity, cell(a.key, 'alert-key'), cell(a.explanation, 'alert-explanation'),
+          cell(String(a.event_ids.length), 'events num'), time);
+        return tr;
+      })));
+  }
+  return parts;
+}
+
+async function dryRunRule(button) {
+  const id = editedRuleId();
+  const output = document.getElementById('rule-dry-run');
+  resetRuleOutput();
+  if (!id) {
+    showMessage('rule-message', 'Name the rule: its id, in the field or in the TOML.', true);
+    return;
+  }
+  const request = rulesState.detailRequest;
+  button.disabled = true;
+  output.setAttribute('aria-busy', 'true');
+  output.replaceChildren(el('p', 'muted', 'Replaying the events already anchored…'));
+  try {
+    const run = await api(`/api/v1/rules/${encodeURIComponent(id)}/dry-run`, 'POST', token,
+      { toml: document.getElementById('rule-toml').value });
+    if (request !== rulesState.detailRequest) return;
+    output.dataset.events = String(run.events);
+    output.dataset.matching = String(run.matching_events);
+    output.dataset.alerts = String(run.alerts.length);
+    output.replaceChildren(...dryRunView(run));
+  } catch (err) {
+    if (request !== rulesState.detailRequest) return;
+    output.replaceChildren();
+    showRuleError(`The dry-run of ${id} was refused:`, err);
+  } finally {
+    button.disabled = false;
+    output.setAttribute('aria-busy', 'false');
+  }
+}
+
+async function saveRule(button) {
+  const id = editedRuleId();
+  const commentField = document.getElementById('rule-comment');
+  const comment = commentField.value.trim();
+  resetRuleOutput();
+  if (!id) {
+    showMessage('rule-message', 'Name the rule: its id, in the field or in the TOML.', true);
+    return;
+  }
+  if (!comment) {
+    commentField.setAttribute('aria-invalid', 'true');
+    showMessage('rule-message', 'A comment is required: say why the rule changes.', true);
+    commentField.focus();
+    return;
+  }
+  const request = rulesState.detailRequest;
+  const enabled = document.getElementById('rule-enabled').checked;
+  button.disabled = true;
+  let saved;
+  try {
+    saved = await api(`/api/v1/rules/${encodeURIComponent(id)}`, 'PUT', token,
+      { toml: document.getElementById('rule-toml').value, enabled, comment });
+  } catch (err) {
+    if (request === rulesState.detailRequest) showRuleError(`${id} was not saved:`, err);
+    return;
+  } finally {
+    button.disabled = false;
+  }
+  loadRules();
+  if (request !== rulesState.detailRequest) return;
+  commentField.value = '';
+  // The panel becomes the saved rule's, its history read again (the editor keeps the text).
+  rulesState.rule = id;
+  const panel = document.getElementById('rule-detail');
+  panel.dataset.rule = id;
+  panel.dataset.new = 'false';
+  panel.setAttribute('aria-busy', 'true');
+  document.getElementById('rule-detail-title').textContent = `Rule ${id}`;
+  const idField = document.getElementById('rule-id');
+  idField.value = id;
+  idField.readOnly = true;
+  showMessage('rule-message', `Saved version ${saved.version} of ${id}` +
+    `${saved.enabled ? '; the node runs it within seconds' : ', disabled'}.`, false);
+  try {
+    const detail = await api(`/api/v1/rules/${encodeURIComponent(id)}`);
+    if (request !== rulesState.detailRequest) return;
+    renderRuleDetail(id, detail, false);
+  } catch (err) {
+    if (request !== rulesState.detailRequest) return;
+    document.getElementById('rule-detail-body').replaceChildren(errorParagraph(err));
+    panel.setAttribute('aria-busy', 'false');
+  }
+}
+
+function clearRules() {
+  rulesState.generation++;
+  rulesState.list = [];
+  replaceRows(rulesBody(), []);
+  document.getElementById('rule-ids').replaceChildren();
+  closeRule();
+  document.getElementById('rules-status').textContent = 'Enter a valid admin token to see the rules.';
+}
+
+rulesBody().addEventListener('click', (event) => {
+  const button = event.target.closest('button.action-open-rule');
+  if (button && token) openRule(button.dataset.rule);
+});
+document.getElementById('rule-new').addEventListener('click', () => {
+  if (token) openRule(null);
+});
+document.getElementById('rules-refresh').addEventListener('click', () => {
+  if (token) loadRules();
+});
+document.getElementById('rule-detail-close').addEventListener('click', closeRule);
+document.getElementById('rule-editor').addEventListener('submit', (event) => event.preventDefault());
+document.getElementById('rule-dry-run-button').addEventListener('click', (event) => {
+  if (token && !event.currentTarget.disabled) dryRunRule(event.currentTarget);
+});
+document.getElementById('rule-save').addEventListener('click', (event) => {
+  if (token && !event.currentTarget.disabled) saveRule(event.currentTarget);
+});
+
 // --- Token -------------------------------------------------------------------------------------
 
 async function useToken(candidate) {
@@ -1331,6 +1882,8 @@ async function useToken(candidate) {
     document.getElementById('connectors-status').textContent =
       'Enter a valid admin token to see the connectors.';
     clearAlerts();
+    clearSuppressions();
+    clearRules();
     return;
   }
   const changed = token !== candidate;
@@ -1340,6 +1893,10 @@ async function useToken(candidate) {
   if (changed) {
     clearAlerts();
     startAlerts();
+    clearSuppressions();
+    loadSuppressions();
+    clearRules();
+    loadRules();
   }
 }
 

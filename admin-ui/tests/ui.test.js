@@ -802,7 +802,7 @@ test('alerts: filter by rule and by status', { timeout: 200_000 }, async (t) => 
   const [newest] = await someAlerts(page);
   const rule = newest.rule_id;
 
-  await page.getByLabel('Rule').selectOption(rule);
+  await page.getByLabel('Rule', { exact: true }).selectOption(rule);
   await page.locator('#alerts-status').filter({ hasText: ` alerts of rule ${rule}, newest first.` }).waitFor();
   let shown = await shownAlerts(page);
   assert.ok(shown.length > 0);
@@ -811,7 +811,7 @@ test('alerts: filter by rule and by status', { timeout: 200_000 }, async (t) => 
   assert.deepEqual(ofRule.filter((a) => a.id <= shown[0].id).map((a) => a.id), shown.map((a) => a.id));
 
   // All rules again (listed anew), then only the open ones (filtered in the page).
-  await page.getByLabel('Rule').selectOption('');
+  await page.getByLabel('Rule', { exact: true }).selectOption('');
   await page.locator('#alerts-status').filter({ hasText: /^\d+ alerts, newest first\.$/ }).waitFor();
   await page.getByLabel('Status').selectOption('open');
   const table = await alertsTable(page);
@@ -845,4 +845,330 @@ test('screenshot of the alerts', { timeout: 200_000 }, async (t) => {
 
   const png = await readFile(ALERTS_SCREENSHOT);
   assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')], `${ALERTS_SCREENSHOT} is a PNG`);
+});
+
+// --- Suppressions and rules ----------------------------------------------------------------------
+
+const SHIPPED_RULES_DIR = new URL('../../monitoring/rules/', import.meta.url);
+const SHIPPED_RULE_FILES = ['bank.toml', 'customs.toml', 'healthcare.toml', 'land.toml'];
+// A threshold rule flagging every customs declaration (the demo anchors many).
+const EXAMPLE_RULE_ID = 'customs.large-declaration';
+const EXAMPLE_RULE = `[[rules]]
+id = "${EXAMPLE_RULE_ID}"
+version = 1
+severity = "low"
+event_types = ["customs.declaration"]
+explanation = "declaration {key}: {values}"
+[rules.threshold]
+where = [{ field = "/data/declared_value_krw", ge = 0 }]
+`;
+// The same with a placeholder threshold rules do not have, on line 6.
+const INVALID_RULE = EXAMPLE_RULE.replace('{values}', '{median}');
+
+/** Calls the API with any method (and a JSON body); returns [status, JSON body or null]. */
+async function sendApi(method, path, body) {
+  const init = { method, headers: { Authorization: `Bearer ${TOKEN}` } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(`${BASE_URL}${path}`, init);
+  const text = await response.text();
+  return [response.status, text ? JSON.parse(text) : null];
+}
+
+/** A page with the token entered and the suppressions listed. */
+async function openSuppressions(t) {
+  const page = await openUi(t);
+  await submitToken(page, TOKEN);
+  await suppressionsListed(page);
+  return page;
+}
+
+async function suppressionsListed(page) {
+  const status = page.locator('#suppressions-status');
+  try {
+    await status.filter({ hasText: /newest first\.$|^No suppression/ }).waitFor();
+  } catch {
+    assert.fail(`the suppressions should be listed; #suppressions-status reads ${JSON.stringify(await status.textContent())}`);
+  }
+}
+
+function suppressionRow(page, id) {
+  return page.getByTestId('suppressions').locator(`tbody tr[data-suppression="${id}"]`);
+}
+
+/** Fills in the suppression form (empty strings clear a field) and submits it. */
+async function submitSuppression(page, { rule = '', key = '', reason = '', duration = '' }) {
+  await page.getByLabel('Rule to mute').fill(rule);
+  await page.getByLabel('Key to mute').fill(key);
+  await page.getByLabel('Reason (required)').fill(reason);
+  await page.getByLabel('Duration').fill(duration);
+  await page.getByRole('button', { name: 'Add suppression', exact: true }).click();
+}
+
+test('suppressions: add one through the form, listed and in the API; the API\'s refusals shown; lift it', { timeout: 60_000 }, async (t) => {
+  const page = await openSuppressions(t);
+  const message = page.locator('#suppression-message');
+  const [, allBefore] = await sendApi('GET', '/api/v1/suppressions?all=true');
+
+  // What the API refuses is shown with its own message, and nothing is added.
+  const refused = [
+    { reason: 'muted by the UI test', duration: '4h' },
+    { rule: 'bank.structuring', reason: 'muted by the UI test', duration: '4 fortnights' },
+    { rule: 'bank.structuring', reason: '   ', duration: '4h' },
+  ];
+  for (const form of refused) {
+    const request = { reason: form.reason, duration: form.duration };
+    if (form.rule) request.rule_id = form.rule;
+    const [status, body] = await sendApi('POST', '/api/v1/suppressions', request);
+    assert.equal(status, 422, JSON.stringify(body));
+    await submitSuppression(page, form);
+    await waitForText(message, `No suppression added: ${body.error.message}`);
+    assert.equal(await message.getAttribute('class'), 'message error');
+  }
+  const [, allAfterRefusals] = await sendApi('GET', '/api/v1/suppressions?all=true');
+  assert.equal(allAfterRefusals.length, allBefore.length, 'the refused suppressions were not added');
+
+  // A suppression of one (made-up) key of a rule, for two hours.
+  const key = `ui-test-key-${Date.now()}`;
+  const reason = `known test customer (UI test ${Date.now()})`;
+  await submitSuppression(page, { rule: 'bank.structuring', key, reason, duration: '2h' });
+  await message.filter({ hasText: /^Suppression \d+ added: / }).waitFor();
+  const id = Number((await message.textContent()).match(/^Suppression (\d+) added: /)[1]);
+  const row = suppressionRow(page, id);
+  await row.waitFor();
+  assert.equal(await row.getAttribute('data-state'), 'in_force');
+  await waitForText(row.locator('td.suppression-rule'), 'bank.structuring');
+  await waitForText(row.locator('td.suppression-key'), key);
+  await waitForText(row.locator('td.reason'), reason);
+  assert.equal(await page.locator('#suppression-reason').inputValue(), '', 'the form is emptied');
+  const inForce = await getApi('/api/v1/suppressions');
+  const added = inForce.find((s) => s.id === id);
+  assert.ok(added, `suppression ${id} in force in the API: ${JSON.stringify(inForce)}`);
+  assert.deepEqual([added.rule_id, added.alert_key, added.reason, added.lifted_at_ms],
+    ['bank.structuring', key, reason, null]);
+  const lasts = added.expires_at_ms - added.created_at_ms;
+  assert.ok(Math.abs(lasts - 2 * 3_600_000) < 10_000, `two hours: ${lasts} ms`);
+  await waitForText(row.locator('td.actor'), added.created_by);
+  await waitForText(message, `Suppression ${id} added: alerts of rule bank.structuring with key ${key} ` +
+    `are muted until ${new Date(added.expires_at_ms).toISOString()}.`);
+
+  // Lift it: gone from those in force, listed as lifted with all of them.
+  await page.getByRole('button', { name: `Lift suppression ${id}`, exact: true }).click();
+  await waitForText(message, `Suppression ${id} lifted: its alerts are delivered again.`);
+  await row.waitFor({ state: 'detached' });
+  assert.equal((await getApi('/api/v1/suppressions')).some((s) => s.id === id), false, 'no longer in force');
+  const lifted = (await getApi('/api/v1/suppressions?all=true')).find((s) => s.id === id);
+  assert.ok(lifted?.lifted_at_ms && lifted.lifted_by, JSON.stringify(lifted));
+  await page.getByLabel('Also expired and lifted').check();
+  await row.and(page.locator('[data-state="lifted"]')).waitFor();
+  assert.equal(await row.getByRole('button', { name: `Lift suppression ${id}` }).count(), 0);
+
+  // One lifted behind the page's back: Lift shows the API's 404.
+  const [created, other] = await sendApi('POST', '/api/v1/suppressions',
+    { key: `${key}-other`, reason: 'lifted elsewhere', duration: '10min' });
+  assert.equal(created, 201, JSON.stringify(other));
+  await page.getByLabel('Also expired and lifted').uncheck();
+  const lift = page.getByRole('button', { name: `Lift suppression ${other.id}`, exact: true });
+  await lift.waitFor();
+  assert.equal((await sendApi('POST', `/api/v1/suppressions/${other.id}/lift`))[0], 204);
+  const [gone, notInForce] = await sendApi('POST', `/api/v1/suppressions/${other.id}/lift`);
+  assert.equal(gone, 404);
+  await lift.click();
+  await waitForText(message, `Suppression ${other.id} was not lifted: ${notInForce.error.message}`);
+  await suppressionRow(page, other.id).waitFor({ state: 'detached' });
+});
+
+test('suppressions: Suppress similar on an alert fills in its rule and key', { timeout: 200_000 }, async (t) => {
+  const page = await openAlerts(t);
+  const [alert] = await someAlerts(page);
+  const panel = await openAlertDetail(page, alert.id);
+  await panel.getByRole('button', { name: 'Suppress similar', exact: true }).click();
+  await waitForText(page.locator('#suppression-message'),
+    `Rule and key of alert ${alert.id} filled in: give a reason and a duration, then Add suppression.`);
+  assert.equal(await page.locator('#suppression-rule').inputValue(), alert.rule_id);
+  assert.equal(await page.locator('#suppression-key').inputValue(), alert.key);
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'suppression-reason', 'the reason has the focus');
+});
+
+/** A page with the token entered and the rules listed. */
+async function openRules(t) {
+  const page = await openUi(t);
+  await submitToken(page, TOKEN);
+  const status = page.locator('#rules-status');
+  try {
+    await status.filter({ hasText: /^\d+ rules/ }).waitFor();
+  } catch {
+    assert.fail(`the rules should be listed; #rules-status reads ${JSON.stringify(await status.textContent())}`);
+  }
+  return page;
+}
+
+/** Opens the editor for a new rule with `toml` in it. */
+async function newRuleEditor(page, toml) {
+  await page.getByRole('button', { name: 'New rule', exact: true }).click();
+  const panel = page.locator('#rule-detail[data-new="true"][aria-busy="false"]');
+  await panel.waitFor();
+  await page.getByLabel('Rule (TOML)').fill(toml);
+  return panel;
+}
+
+test('rules: the list shows the 14 shipped rules as the API has them', { timeout: 60_000 }, async (t) => {
+  const shipped = [];
+  for (const file of SHIPPED_RULE_FILES) {
+    const text = await readFile(new URL(file, SHIPPED_RULES_DIR), 'utf8');
+    shipped.push(...[...text.matchAll(/^id = "([^"]+)"$/gm)].map((m) => m[1]));
+  }
+  assert.equal(shipped.length, 14, `shipped rules: ${shipped}`);
+
+  const page = await openRules(t);
+  const rows = await page.getByTestId('rules').locator('tbody tr').evaluateAll((trs) => trs.map((tr) => ({
+    id: tr.dataset.rule,
+    version: Number(tr.querySelector('td.rule-version').textContent),
+    severity: tr.querySelector('td.rule-severity .badge')?.dataset.severity ?? '',
+    origin: tr.dataset.origin,
+    enabled: tr.dataset.enabled === 'true',
+  })));
+  const fromApi = await getApi('/api/v1/rules');
+  assert.deepEqual(rows, fromApi.map((r) => ({
+    id: r.id, version: r.version, severity: r.severity, origin: r.origin, enabled: r.enabled,
+  })));
+  const listed = new Set(rows.map((r) => r.id));
+  assert.deepEqual(shipped.filter((id) => !listed.has(id)), [], 'shipped rules missing');
+  assert.ok(rows.filter((r) => r.origin === 'builtin').length <= 14);
+
+  // A shipped rule's detail: the version in force and the versions stored through the API.
+  const rule = fromApi.find((r) => r.id === 'bank.structuring');
+  await page.getByRole('button', { name: 'Open rule bank.structuring', exact: true }).click();
+  const panel = page.locator('#rule-detail[data-rule="bank.structuring"][aria-busy="false"]');
+  await panel.waitFor();
+  await waitForText(panel.locator('dd.rule-explanation'), rule.explanation);
+  const { versions } = await getApi('/api/v1/rules/bank.structuring');
+  assert.equal(await panel.getAttribute('data-versions'), String(versions.length));
+  const toml = await page.getByLabel('Rule (TOML)').inputValue();
+  if (versions.length) assert.equal(toml, versions.at(-1).body);
+  else assert.match(toml, /^id = "bank\.structuring"$/m);
+});
+
+test('rules: a dry-run in the editor shows the events matched and the alerts it would raise', { timeout: 60_000 }, async (t) => {
+  const [, before] = await sendApi('GET', `/api/v1/rules/${EXAMPLE_RULE_ID}`);
+  const page = await openRules(t);
+  await newRuleEditor(page, EXAMPLE_RULE);
+  const requests = [];
+  page.on('request', (request) => {
+    if (request.url().includes('/api/v1/rules/')) requests.push(`${request.method()} ${new URL(request.url()).pathname}`);
+  });
+  await page.getByRole('button', { name: 'Dry-run over history', exact: true }).click();
+  const output = page.locator('#rule-dry-run[data-alerts][aria-busy="false"]');
+  try {
+    await output.waitFor({ timeout: 30_000 });
+  } catch {
+    assert.fail(`no dry-run result; #rule-message reads ${JSON.stringify(await page.locator('#rule-message').textContent())}`);
+  }
+  assert.deepEqual(requests, [`POST /api/v1/rules/${EXAMPLE_RULE_ID}/dry-run`]);
+  const [events, matching, alerts] = await Promise.all(['data-events', 'data-matching', 'data-alerts']
+    .map(async (name) => Number(await output.getAttribute(name))));
+  assert.ok(matching > 0 && matching <= events, `${matching} matching of ${events} events`);
+  assert.ok(alerts > 0, 'every declaration is flagged');
+  await waitForText(output.locator('.dry-run-counts'),
+    `Replayed ${events.toLocaleString('en')} events already anchored: ${matching.toLocaleString('en')} ` +
+    `${matching === 1 ? 'is' : 'are'} of the rule's event types; it would have raised ` +
+    `${alerts.toLocaleString('en')} ${alerts === 1 ? 'alert' : 'alerts'}. Nothing was stored.`);
+  const shown = await output.locator('table.dry-run-alerts tbody tr').evaluateAll((trs) => trs.map((tr) => ({
+    severity: tr.querySelector('.badge').dataset.severity,
+    key: tr.querySelector('td.alert-key').textContent,
+    explanation: tr.querySelector('td.alert-explanation').textContent,
+  })));
+  assert.equal(shown.length, Math.min(alerts, 20));
+  for (const a of shown) {
+    assert.equal(a.severity, 'low');
+    assert.ok(a.explanation.startsWith(`declaration ${a.key}: `), JSON.stringify(a));
+  }
+  const [, after] = await sendApi('GET', `/api/v1/rules/${EXAMPLE_RULE_ID}`);
+  assert.equal(after?.versions?.length ?? 0, before?.versions?.length ?? 0, 'a dry-run stores nothing');
+});
+
+test('rules: the API\'s mistakes in a rule are shown as it gives them, with their lines', { timeout: 60_000 }, async (t) => {
+  const [status, body] = await sendApi('POST', `/api/v1/rules/${EXAMPLE_RULE_ID}/dry-run`, { toml: INVALID_RULE });
+  assert.equal(status, 422, JSON.stringify(body));
+  assert.match(body.error.message, /line 6\b/);
+  assert.match(body.error.message, /median/);
+  const [, before] = await sendApi('GET', `/api/v1/rules/${EXAMPLE_RULE_ID}`);
+  const versionsBefore = before?.versions?.length ?? 0;
+
+  const page = await openRules(t);
+  await newRuleEditor(page, INVALID_RULE);
+  const message = page.locator('#rule-message');
+  const shown = message.locator('pre.api-message');
+  await page.getByRole('button', { name: 'Dry-run over history', exact: true }).click();
+  await waitForText(message.locator('strong'), `The dry-run of ${EXAMPLE_RULE_ID} was refused:`);
+  assert.equal(await shown.textContent(), body.error.message, 'the message as the API gives it');
+  // Its lines stay lines on the screen.
+  const rendered = await shown.evaluate((pre) => pre.innerText);
+  assert.equal(rendered.trim(), body.error.message.trim());
+  assert.ok(rendered.trim().split('\n').length >= 2, JSON.stringify(rendered));
+  assert.equal(await page.locator('#rule-dry-run table').count(), 0);
+
+  // Saving needs a comment (the page insists, nothing is sent), then the API refuses the rule.
+  const puts = [];
+  page.on('request', (request) => {
+    if (request.method() === 'PUT') puts.push(request.url());
+  });
+  await page.getByRole('button', { name: 'Save version', exact: true }).click();
+  await waitForText(message, 'A comment is required: say why the rule changes.');
+  assert.equal(await page.getByLabel('Comment (required to save)').getAttribute('aria-invalid'), 'true');
+  assert.deepEqual(puts, []);
+  const [putStatus, putBody] = await sendApi('PUT', `/api/v1/rules/${EXAMPLE_RULE_ID}`,
+    { toml: INVALID_RULE, enabled: false, comment: 'refused' });
+  assert.equal(putStatus, 422, JSON.stringify(putBody));
+  await page.getByLabel('Comment (required to save)').fill('a placeholder rules do not have');
+  await page.getByRole('button', { name: 'Save version', exact: true }).click();
+  await waitForText(message.locator('strong'), `${EXAMPLE_RULE_ID} was not saved:`);
+  assert.equal(await shown.textContent(), putBody.error.message);
+  const [, after] = await sendApi('GET', `/api/v1/rules/${EXAMPLE_RULE_ID}`);
+  assert.equal(after?.versions?.length ?? 0, versionsBefore, 'nothing stored');
+});
+
+test('rules: a saved version, with its comment, is in the history and in the API', { timeout: 60_000 }, async (t) => {
+  const page = await openRules(t);
+  await newRuleEditor(page, EXAMPLE_RULE);
+  // Disabled, so that the node does not raise an alert for every declaration from now on.
+  await page.getByLabel('Enabled (runs on the node)').uncheck();
+  const comment = `flag every declaration, to compare (UI test ${Date.now()})`;
+  await page.getByLabel('Comment (required to save)').fill(comment);
+  await page.getByRole('button', { name: 'Save version', exact: true }).click();
+
+  const message = page.locator('#rule-message');
+  await message.filter({ hasText: /^Saved version \d+ of / }).waitFor();
+  const { versions, rule } = await getApi(`/api/v1/rules/${EXAMPLE_RULE_ID}`);
+  const newest = versions.at(-1);
+  assert.deepEqual([newest.comment, newest.enabled, newest.body], [comment, false, EXAMPLE_RULE]);
+  assert.equal(rule, null, 'a disabled rule is not in force');
+  await waitForText(message, `Saved version ${newest.version} of ${EXAMPLE_RULE_ID}, disabled.`);
+
+  // The panel is now the saved rule's, its history newest first.
+  const saved = page.locator(`#rule-detail[data-rule="${EXAMPLE_RULE_ID}"][data-new="false"][data-versions="${versions.length}"][aria-busy="false"]`);
+  await saved.waitFor();
+  const top = saved.locator('table.rule-versions tbody tr').first();
+  assert.equal(await top.getAttribute('data-version'), String(newest.version));
+  await waitForText(top.locator('td.comment'), comment);
+  await waitForText(top.locator('td.enabled'), 'no');
+  await waitForText(top.locator('td.actor'), newest.created_by);
+  assert.equal(await saved.locator('table.rule-versions tbody tr').count(), versions.length);
+  assert.equal(await page.getByLabel('Comment (required to save)').inputValue(), '');
+  assert.equal(await page.getByLabel('Rule id').inputValue(), EXAMPLE_RULE_ID);
+
+  // The list is read again: the rule is there, disabled.
+  const row = page.getByTestId('rules').locator(`tbody tr[data-rule="${EXAMPLE_RULE_ID}"]`);
+  await row.and(page.locator('[data-enabled="false"]')).waitFor();
+  assert.equal(await row.getAttribute('data-version'), String(newest.version));
+  const listed = (await getApi('/api/v1/rules')).find((r) => r.id === EXAMPLE_RULE_ID);
+  assert.deepEqual([listed?.enabled, listed?.version], [false, newest.version]);
+
+  // Opening it again fills the editor from the newest version.
+  await page.getByRole('button', { name: `Open rule ${EXAMPLE_RULE_ID}`, exact: true }).click();
+  await saved.waitFor();
+  assert.equal(await page.getByLabel('Rule (TOML)').inputValue(), EXAMPLE_RULE);
+  assert.equal(await page.getByLabel('Enabled (runs on the node)').isChecked(), false);
 });
