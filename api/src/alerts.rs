@@ -426,7 +426,10 @@ pub(crate) async fn create_suppression(
     state: web::Data<AppState>,
     new: web::Json<NewSuppression>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = new.into_inner();
+    let mut new = new.into_inner();
+    // A blank rule or key means any, as when left out.
+    new.rule_id = new.rule_id.filter(|r| !r.trim().is_empty());
+    new.key = new.key.filter(|k| !k.trim().is_empty());
     let invalid = |m: String| ApiError::new(ErrorCode::Invalid, m);
     if new.rule_id.is_none() && new.key.is_none() {
         return Err(invalid(

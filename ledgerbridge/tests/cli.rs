@@ -1481,7 +1481,7 @@ schedule = "0 0 0 1 1 *"
         node.post(
             "/api/v1/suppressions",
             token,
-            serde_json::json!({"reason": "x", "duration": "1h"})
+            serde_json::json!({"rule_id": " ", "reason": "x", "duration": "1h"})
         )
         .0,
         422

@@ -671,3 +671,192 @@ rate = {rate:.1}
         ROUNDS / 2
     );
 }
+
+/// A tmpfs of `size` mounted at `dir` (tests run as root, as scripts/test.sh requires);
+/// unmounted on drop.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, size: &str) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (the test suite runs as root, see README)"
+        );
+        Self(dir.to_owned())
+    }
+
+    fn grow(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn get_json(url: &str, token: &str) -> serde_json::Value {
+    reqwest::blocking::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .and_then(reqwest::blocking::Response::json)
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// The embedded default on a disk that fills up under load: every stage reports a clear error
+/// (the connectors' status names "No space left on device"), nothing crashes; when space returns
+/// the pipeline goes on by itself, and after a quiet catch-up every source row of the mapped
+/// tables is anchored once, the node's reconciliation is complete and the ledger audit passes.
+#[test]
+fn a_full_disk_is_a_clear_error_and_the_pipeline_recovers_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("disk"), "40m");
+    let data = disk.0.join("data");
+    let demo = ledgerbridge_config::DEMO_CONFIG;
+    let loaded = dir.path().join("loaded.toml");
+    std::fs::write(&loaded, demo.replace("rate = 5.0", "rate = 2000.0")).unwrap();
+    let quiet = dir.path().join("quiet.toml");
+    std::fs::write(&quiet, demo.replace("rate = 5.0", "rate = 0.0")).unwrap();
+    let start =
+        |config: &std::path::Path| serve_demo(config.to_str().unwrap(), data.to_str().unwrap());
+    let (mut node, url) = start(&loaded);
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let token = token.trim().to_owned();
+    // Full: a connector says why.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let error = loop {
+        let connectors = get_json(&format!("{url}/api/v1/connectors"), &token);
+        if let Some(e) = connectors.as_array().into_iter().flatten().find_map(|c| {
+            c["last_error"]["message"]
+                .as_str()
+                .filter(|m| m.contains("No space left on device"))
+                .map(str::to_owned)
+        }) {
+            break e;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the disk never filled: {connectors}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(error.contains("embedded log"), "{error}");
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        node.try_wait().unwrap().is_none(),
+        "the node died on a full disk"
+    );
+    let health = get_json(&format!("{url}/api/v1/health"), &token);
+    assert!(
+        health["components"].is_array(),
+        "the API still answers: {health}"
+    );
+    // Space returns: the pipeline goes on without a restart.
+    disk.grow("1g");
+    let anchored = |h: &serde_json::Value| -> u64 {
+        h["components"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["name"] == "pipeline")
+            .and_then(|c| c["detail"].as_str())
+            .and_then(|d| d.split("anchored ").nth(1))
+            .and_then(|d| d.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let before = anchored(&health);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while anchored(&get_json(&format!("{url}/api/v1/health"), &token)) <= before + 100 {
+        assert!(
+            Instant::now() < deadline,
+            "nothing anchored after space returned"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    terminate(&mut node);
+    // A quiet catch-up: every source row anchored, as the node's reconciliation proves.
+    let (mut node, url) = start(&quiet);
+    let deadline = Instant::now() + Duration::from_secs(240);
+    for connector in ["sample-his", "sample-mall", "sample-land", "sample-bank"] {
+        loop {
+            let report: serde_json::Value = reqwest::blocking::Client::new()
+                .post(format!("{url}/api/v1/connectors/{connector}/reconcile"))
+                .bearer_auth(&token)
+                .send()
+                .unwrap()
+                .json()
+                .unwrap();
+            if report["complete"] == true {
+                // A mortgage's release is a second event of the same row.
+                for t in report["tables"].as_array().unwrap() {
+                    if t["table"] != "mortgages" {
+                        assert_eq!(t["duplicated"], 0, "{t:#}");
+                    }
+                }
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{connector} incomplete: {report:#}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+    terminate(&mut node);
+    let out = Command::new(BIN)
+        .args(["ledger", "audit", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(": OK").count(), 5, "{text}");
+}
+
+/// `ledgerbridge demo` with a configuration and a data directory; returns it with its API's URL.
+fn serve_demo(config: &str, data: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args([
+            "demo",
+            "--config",
+            config,
+            "--data-dir",
+            data,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut url = None;
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("API and UI") {
+            url = Some(rest.trim().trim_end_matches('/').to_owned());
+        }
+        if line.contains("Stop with Ctrl-C") {
+            break;
+        }
+    }
+    (child, url.expect("the demo's banner names its URL"))
+}
