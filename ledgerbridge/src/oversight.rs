@@ -230,6 +230,9 @@ impl Oversight {
         })
         .await?;
         let now = now_ms();
+        // Only pending deliveries need their last attempt remembered.
+        self.tried
+            .retain(|id, _| pending.iter().any(|n| n.id == *id));
         for n in pending {
             if !notify::due(&n, now, self.tried.get(&n.id).copied()) {
                 continue;
