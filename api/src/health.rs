@@ -115,9 +115,20 @@ impl HealthCheck for StoreHealth {
         "store"
     }
 
+    /// Reads and writes: a store that answers but cannot write (a full disk, a read-only
+    /// replica after a failover) is down.
     async fn check(&self) -> Result<String, String> {
         let store = self.0.clone();
-        match web::block(move || store.health()).await {
+        let probe = move || {
+            let detail = store.health()?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            store
+                .set_meta("health.write_probe", &now.to_string())
+                .map(|()| detail)
+        };
+        match web::block(probe).await {
             Ok(Ok(detail)) => Ok(detail),
             Ok(Err(e)) => Err(e.to_string()),
             Err(e) => Err(e.to_string()),

@@ -759,7 +759,30 @@ fn a_full_disk_is_a_clear_error_and_the_pipeline_recovers_when_space_returns() {
         node.try_wait().unwrap().is_none(),
         "the node died on a full disk"
     );
-    let health = get_json(&format!("{url}/api/v1/health"), &token);
+    // The health report says the store cannot write.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let health = loop {
+        let health = get_json(&format!("{url}/api/v1/health"), &token);
+        if health["status"] == "down" {
+            break health;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "health never went down: {health}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let store = health["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "store")
+        .unwrap();
+    assert_eq!(store["state"], "down", "{health}");
+    assert!(
+        store["detail"].as_str().unwrap().contains("full"),
+        "{health}"
+    );
     assert!(
         health["components"].is_array(),
         "the API still answers: {health}"
@@ -780,10 +803,14 @@ fn a_full_disk_is_a_clear_error_and_the_pipeline_recovers_when_space_returns() {
     };
     let before = anchored(&health);
     let deadline = Instant::now() + Duration::from_secs(120);
-    while anchored(&get_json(&format!("{url}/api/v1/health"), &token)) <= before + 100 {
+    loop {
+        let health = get_json(&format!("{url}/api/v1/health"), &token);
+        if health["status"] == "up" && anchored(&health) > before + 100 {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "nothing anchored after space returned"
+            "not up and anchoring after space returned: {health}"
         );
         std::thread::sleep(Duration::from_millis(500));
     }
