@@ -507,14 +507,23 @@ pub(crate) struct Lag {
     pub(crate) max_ms: i64,
 }
 
-/// A sequencing lag above the SLO, if the anchoring stage recorded one.
-pub(crate) fn check_lag(store: &Store, slo: Duration) -> Result<Option<Finding>, String> {
+/// A sequencing lag above the SLO, if the anchoring stage recorded one after `seen_ms` (which
+/// moves to the record's time, so each record is judged once).
+pub(crate) fn check_lag(
+    store: &Store,
+    slo: Duration,
+    seen_ms: &mut i64,
+) -> Result<Option<Finding>, String> {
     let Some(text) = store.meta(LAG_KEY).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let Ok(lag) = serde_json::from_str::<Lag>(&text) else {
         return Ok(None);
     };
+    if lag.at_ms <= *seen_ms {
+        return Ok(None);
+    }
+    *seen_ms = lag.at_ms;
     let slo_ms = i64::try_from(slo.as_millis()).unwrap_or(i64::MAX);
     Ok((lag.max_ms > slo_ms).then(|| Finding {
         kind: "sequencing_lag",
@@ -728,15 +737,24 @@ mod tests {
     #[test]
     fn a_lag_above_the_slo_is_an_alert_once_an_hour() {
         let (_dir, store, _ledger) = setup();
-        assert!(check_lag(&store, Duration::from_secs(2)).unwrap().is_none());
+        let mut seen = 0;
+        assert!(
+            check_lag(&store, Duration::from_secs(2), &mut seen)
+                .unwrap()
+                .is_none()
+        );
         let lag = Lag {
-            at_ms: 7_200_000,
+            at_ms: 7_100_000,
             max_ms: 1_500,
         };
         store
             .set_meta(LAG_KEY, &serde_json::to_string(&lag).unwrap())
             .unwrap();
-        assert!(check_lag(&store, Duration::from_secs(2)).unwrap().is_none());
+        assert!(
+            check_lag(&store, Duration::from_secs(2), &mut seen)
+                .unwrap()
+                .is_none()
+        );
         let lag = Lag {
             at_ms: 7_200_000,
             max_ms: 2_500,
@@ -744,8 +762,16 @@ mod tests {
         store
             .set_meta(LAG_KEY, &serde_json::to_string(&lag).unwrap())
             .unwrap();
-        let f = check_lag(&store, Duration::from_secs(2)).unwrap().unwrap();
+        let f = check_lag(&store, Duration::from_secs(2), &mut seen)
+            .unwrap()
+            .unwrap();
         assert_eq!(f.kind, "sequencing_lag");
+        // The same record is judged once.
+        assert!(
+            check_lag(&store, Duration::from_secs(2), &mut seen)
+                .unwrap()
+                .is_none()
+        );
         let later = Lag {
             at_ms: 7_300_000,
             max_ms: 3_000,
@@ -753,7 +779,9 @@ mod tests {
         store
             .set_meta(LAG_KEY, &serde_json::to_string(&later).unwrap())
             .unwrap();
-        let g = check_lag(&store, Duration::from_secs(2)).unwrap().unwrap();
+        let g = check_lag(&store, Duration::from_secs(2), &mut seen)
+            .unwrap()
+            .unwrap();
         assert_eq!(
             f.alert(1).dedup_key,
             g.alert(2).dedup_key,

@@ -148,6 +148,8 @@ struct Oversight {
     http: reqwest::Client,
     tried: HashMap<i64, i64>,
     next_integrity: Instant,
+    /// The last lag record the integrity monitor judged.
+    lag_seen_ms: i64,
     audits: Vec<(AuditConfig, cron::Schedule, DateTime<Utc>)>,
 }
 
@@ -174,6 +176,7 @@ impl Oversight {
             http: reqwest::Client::new(),
             tried: HashMap::new(),
             next_integrity: Instant::now(),
+            lag_seen_ms: 0,
             audits,
         })
     }
@@ -318,16 +321,18 @@ impl Oversight {
         self.next_integrity = Instant::now() + self.ctx.config.integrity_interval.get();
         let (store, ledger) = (self.ctx.store.clone(), self.ctx.ledger.clone());
         let slo = self.ctx.config.sequencing_lag_slo.get();
-        let (channels, mut findings) = blocking(move || {
+        let mut seen = self.lag_seen_ms;
+        let (channels, mut findings, seen) = blocking(move || {
             let channels = ledger.channels().map_err(|e| e.to_string())?;
             let mut findings = Vec::new();
             for c in &channels {
                 findings.extend(integrity::check_channel(&store, c)?);
             }
-            findings.extend(integrity::check_lag(&store, slo)?);
-            Ok((channels, findings))
+            findings.extend(integrity::check_lag(&store, slo, &mut seen)?);
+            Ok((channels, findings, seen))
         })
         .await?;
+        self.lag_seen_ms = seen;
         for peer in &self.ctx.config.peers {
             for c in &channels {
                 match integrity::check_peer(&self.ctx.store, &self.http, peer, c).await {

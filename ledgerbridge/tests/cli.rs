@@ -56,6 +56,25 @@ impl Node {
         Self { child, url, banner }
     }
 
+    /// `ledgerbridge demo` with `config` (text) on a fresh data directory in `dir`, on a random
+    /// port; returns it with its admin token.
+    fn demo(dir: &Path, config: &str) -> (Self, String) {
+        let data = dir.join("data");
+        let path = dir.join("demo.toml");
+        std::fs::write(&path, config).unwrap();
+        let node = Self::start(&[
+            "demo",
+            "--config",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+        (node, token.trim().to_owned())
+    }
+
     fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let client = reqwest::blocking::Client::new();
         let mut req = client.get(format!("{}{path}", self.url));
@@ -1035,24 +1054,11 @@ fn mappings_are_deployed_checked_and_dry_run_over_http() {
 #[test]
 fn the_demo_raises_explained_alerts() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = dir.path().join("fast.toml");
-    std::fs::write(
-        &config,
-        ledgerbridge_config::DEMO_CONFIG.replace("rate = 5.0", "rate = 300.0\nanomaly_rate = 0.1"),
-    )
-    .unwrap();
-    let node = Node::start(&[
-        "demo",
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    let token_text = std::fs::read_to_string(data.join("admin-token")).unwrap();
-    let token = Some(token_text.trim());
+    let (node, token_text) = Node::demo(
+        dir.path(),
+        &ledgerbridge_config::DEMO_CONFIG.replace("rate = 5.0", "rate = 300.0\nanomaly_rate = 0.1"),
+    );
+    let token = Some(token_text.as_str());
     let deadline = Instant::now() + Duration::from_secs(120);
     let alerts = loop {
         let (status, alerts) = node.get("/api/v1/alerts?limit=50", token);
@@ -1297,12 +1303,10 @@ fn webhook_receiver() -> (String, Hooks) {
 #[test]
 fn alerts_are_anchored_mailed_posted_suppressed_and_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
     let smtp = Smtp::start(&dir.path().join("mail"));
     let (hook_url, hooks) = webhook_receiver();
     let secret = dir.path().join("hook.secret");
     std::fs::write(&secret, "hook-key-1").unwrap();
-    let config = dir.path().join("oversight.toml");
     let text = format!(
         r#"{demo}
 [monitoring]
@@ -1337,18 +1341,8 @@ schedule = "0 0 0 1 1 *"
         port = smtp.port,
         secret = secret.display(),
     );
-    std::fs::write(&config, text).unwrap();
-    let node = Node::start(&[
-        "demo",
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    let token_text = std::fs::read_to_string(data.join("admin-token")).unwrap();
-    let token = Some(token_text.trim());
+    let (node, token_text) = Node::demo(dir.path(), &text);
+    let token = Some(token_text.as_str());
     let wait = |what: &str, secs: u64, mut f: Box<dyn FnMut() -> Option<Value> + '_>| -> Value {
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
@@ -1554,6 +1548,15 @@ schedule = "0 0 0 1 1 *"
         }),
     );
     assert_eq!(verified["trigger"], "schedule");
+    // Re-verifying while the anchoring worker appends finds nothing wrong (one snapshot).
+    let (_, runs) = node.get("/api/v1/audits/runs?audit=ledger-verify", token);
+    for r in runs.as_array().unwrap() {
+        assert!(
+            ["passed", "running"].contains(&r["status"].as_str().unwrap()),
+            "{r}"
+        );
+    }
+    assert_eq!(alerts(Some("integrity.audit_finding")), Vec::<Value>::new());
     assert!(
         verified["summary"].as_str().unwrap().contains("intact"),
         "{verified}"
@@ -1578,24 +1581,11 @@ schedule = "0 0 0 1 1 *"
 #[test]
 fn rules_are_edited_with_versions_and_dry_run_over_the_history() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let config = dir.path().join("fast.toml");
-    std::fs::write(
-        &config,
-        ledgerbridge_config::DEMO_CONFIG.replace("rate = 5.0", "rate = 100.0"),
-    )
-    .unwrap();
-    let node = Node::start(&[
-        "demo",
-        "--config",
-        config.to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--listen",
-        "127.0.0.1:0",
-    ]);
-    let token_text = std::fs::read_to_string(data.join("admin-token")).unwrap();
-    let token = Some(token_text.trim());
+    let (node, token_text) = Node::demo(
+        dir.path(),
+        &ledgerbridge_config::DEMO_CONFIG.replace("rate = 5.0", "rate = 100.0"),
+    );
+    let token = Some(token_text.as_str());
     let put = |id: &str, body: Value| -> (u16, Value) {
         let resp = reqwest::blocking::Client::new()
             .put(format!("{}/api/v1/rules/{id}", node.url))

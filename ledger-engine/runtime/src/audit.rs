@@ -10,6 +10,7 @@ use ledgerbridge_ledger_core::checkpoint::Checkpoint;
 use ledgerbridge_ledger_core::entry::Entry;
 use ledgerbridge_ledger_core::note::{Note, VerifierKey};
 use ledgerbridge_ledger_core::{Hash, leaf_hash, root};
+use ledgerbridge_store::AnyConnection;
 use ledgerbridge_store::schema::{
     ledger_blocks, ledger_checkpoints, ledger_entries, ledger_keys, ledger_tiles,
 };
@@ -56,9 +57,28 @@ impl Ledger {
     ///
     /// # Errors
     /// Store failures (an inconsistency is a finding in the report, not an error).
-    pub fn audit(&self, channel: &str, mut progress: impl FnMut(u64, u64)) -> Result<AuditReport> {
+    pub fn audit(&self, channel: &str, progress: impl FnMut(u64, u64)) -> Result<AuditReport> {
         self.state(channel)?;
-        let mut conn = self.store.conn()?;
+        let mut pooled = self.store.conn()?;
+        let pooled: &mut AnyConnection = &mut pooled;
+        // One consistent snapshot for the whole audit: a node appending meanwhile (the scheduled
+        // audit runs beside the anchoring worker) must not make later blocks or checkpoints look
+        // inconsistent with the entries read earlier.
+        pooled.transaction::<_, LedgerError, _>(|conn| {
+            if matches!(conn, AnyConnection::Postgresql(_)) {
+                diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(conn)?;
+            }
+            self.audit_in(conn, channel, progress)
+        })
+    }
+
+    fn audit_in(
+        &self,
+        conn: &mut AnyConnection,
+        channel: &str,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<AuditReport> {
         let mut report = AuditReport::default();
         let vkeys: Vec<VerifierKey> = ledger_keys::table
             .filter(ledger_keys::channel.eq(channel))
@@ -143,7 +163,7 @@ impl Ledger {
             let (full, _partial): (Vec<_>, Vec<_>) =
                 written.into_iter().partition(|(_, h)| h.len() == WIDTH);
             for ((level, index), hashes) in full {
-                if let Some(f) = compare_tile(&mut conn, channel, level, index, &hashes)? {
+                if let Some(f) = compare_tile(conn, channel, level, index, &hashes)? {
                     report.finding = Some(f);
                     return Ok(report);
                 }
@@ -154,8 +174,7 @@ impl Ledger {
         for (level, count) in Edge::levels(edge.size) {
             let partial = &edge.partial[usize::from(level)];
             if !partial.is_empty() {
-                if let Some(f) =
-                    compare_tile(&mut conn, channel, level, count / WIDTH as u64, partial)?
+                if let Some(f) = compare_tile(conn, channel, level, count / WIDTH as u64, partial)?
                 {
                     report.finding = Some(f);
                     return Ok(report);
