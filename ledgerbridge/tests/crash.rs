@@ -413,18 +413,23 @@ fn a_connector_killed_mid_snapshot_and_mid_stream_loses_and_invents_no_row() {
 /// Spawns `serve --config` for some roles; returns when the process says it runs, with the
 /// API's URL when it serves one.
 fn serve_roles_api(config: &str, roles: &str) -> (Child, Option<String>) {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(format!("{config}.{}.log", roles.replace(',', "-")))
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null());
+    spawn_node(&["serve", "--config", config, "--role", roles], log)
+}
+
+/// Starts the binary with `args`, reads its banner up to "Stop with Ctrl-C" and returns it with
+/// the API's URL when it serves one.
+fn spawn_node(args: &[&str], stderr: Stdio) -> (Child, Option<String>) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--config", config, "--role", roles])
+        .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
-        .stderr(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(format!("{config}.{}.log", roles.replace(',', "-")))
-                .map(Stdio::from)
-                .unwrap_or_else(|_| Stdio::null()),
-        )
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut url = None;
@@ -860,30 +865,15 @@ fn a_full_disk_is_a_clear_error_and_the_pipeline_recovers_when_space_returns() {
 
 /// `ledgerbridge demo` with a configuration and a data directory; returns it with its API's URL.
 fn serve_demo(config: &str, data: &str) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "demo",
-            "--config",
-            config,
-            "--data-dir",
-            data,
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut url = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("API and UI") {
-            url = Some(rest.trim().trim_end_matches('/').to_owned());
-        }
-        if line.contains("Stop with Ctrl-C") {
-            break;
-        }
-    }
+    let args = [
+        "demo",
+        "--config",
+        config,
+        "--data-dir",
+        data,
+        "--listen",
+        "127.0.0.1:0",
+    ];
+    let (child, url) = spawn_node(&args, Stdio::null());
     (child, url.expect("the demo's banner names its URL"))
 }
