@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use ledgerbridge_api::{AppState, BusHealth, HealthCheck, LedgerHealth, StoreHealth};
@@ -55,7 +55,22 @@ pub(crate) fn run(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, mode, roles))
+    let result = runtime.block_on(serve(config, mode, roles));
+    // Blocking work still running (a long audit, a dry run over the history) is abandoned rather
+    // than waited for: what it writes is transactional and resumes at the next start.
+    runtime.shutdown_timeout(Duration::from_secs(5));
+    result
+}
+
+/// Waits for one stage of the shutdown until `deadline`; a stage still busy then is left behind
+/// with a warning (its work is idempotent and resumes at the next start).
+async fn stop_within<F: std::future::Future>(deadline: tokio::time::Instant, what: &str, stage: F) {
+    tracing::info!("stopping: {what}");
+    if tokio::time::timeout_at(deadline, stage).await.is_err() {
+        tracing::warn!(
+            "{what} did not stop within api.shutdown_grace; leaving it (its work resumes at the next start)"
+        );
+    }
 }
 
 /// Waits for SIGINT or SIGTERM (for processes without the HTTP server, which handles them
@@ -285,21 +300,37 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
         drop(state);
         shutdown_signal().await?;
     }
-    tracing::info!("stopping");
+    // After the HTTP server, the rest gets `api.shutdown_grace` in all.
+    let deadline = tokio::time::Instant::now() + config.api.shutdown_grace.get();
     if let Some(samples) = samples {
-        samples.stop().await;
+        stop_within(deadline, "the sample load generator", samples.stop()).await;
     }
-    connectors.shutdown().await;
+    stop_within(deadline, "the connectors", connectors.shutdown()).await;
     let _ = stop_mapper.send(true);
-    for task in [mapper, anchorer, monitorer, overseer]
-        .into_iter()
-        .flatten()
-    {
-        let _ = task.await;
+    for (name, task) in [
+        ("the mapping worker", mapper),
+        ("the anchoring worker", anchorer),
+        ("the monitoring worker", monitorer),
+        ("the oversight worker", overseer),
+    ] {
+        if let Some(task) = task {
+            stop_within(deadline, name, task).await;
+        }
     }
     let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });
-    publish_system_event(&*bus, &system_topic, "node.stopped", &stopped).await?;
-    Ok(())
+    let published = tokio::time::timeout(
+        Duration::from_secs(5),
+        publish_system_event(&*bus, &system_topic, "node.stopped", &stopped),
+    )
+    .await;
+    tracing::info!("stopped");
+    match published {
+        Ok(r) => r,
+        Err(_) => {
+            tracing::warn!("the bus did not take the node.stopped event within 5 s");
+            Ok(())
+        }
+    }
 }
 
 /// The API's base URL as other machines may reach it, for links in mails (none when it listens

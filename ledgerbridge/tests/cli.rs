@@ -33,7 +33,10 @@ impl Node {
     fn start(args: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(args)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("LEDGERBRIDGE_TEST_NODE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -108,18 +111,38 @@ impl Node {
             .arg("-TERM")
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // The HTTP server's grace (10 s), the rest of the shutdown's (10 s), the last system event
+        // (5 s) and the runtime's blocking work (5 s) are each bounded.
+        let deadline = Instant::now() + Duration::from_secs(40);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code().unwrap_or(-1);
             }
             if Instant::now() > deadline {
+                let stacks = thread_stacks(self.child.id());
                 let _ = self.child.kill();
-                panic!("the node did not stop within 30 s of SIGTERM");
+                panic!("the node did not stop within 40 s of SIGTERM; its threads:\n{stacks}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Every thread's stack of a process (gdb, when the machine has it), to show where it hangs.
+fn thread_stacks(pid: u32) -> String {
+    Command::new("gdb")
+        .args([
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 30",
+        ])
+        .output()
+        .map_or_else(
+            |e| format!("(no gdb: {e})"),
+            |o| String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
 }
 
 impl Drop for Node {
