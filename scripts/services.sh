@@ -5,7 +5,7 @@
 #
 #   PostgreSQL  127.0.0.1:5432, trust auth for 127.0.0.1   LEDGERBRIDGE_TEST_PG
 #   MariaDB     127.0.0.1:3306, root without password       LEDGERBRIDGE_TEST_MARIADB
-#   tansu       Kafka-protocol broker on a free port         LEDGERBRIDGE_TEST_KAFKA
+#   tansu       Kafka-protocol broker on a free port         LEDGERBRIDGE_TEST_KAFKA, LEDGERBRIDGE_TEST_TANSU
 #   aiosmtpd    SMTP server on a free port                   LEDGERBRIDGE_TEST_SMTP
 #   chromium    /usr/bin/chromium for the browser tests      CHROMIUM
 #   confluent-kafka[avro] (PyPI): a standard Confluent client for the registry test
@@ -110,13 +110,16 @@ ensure_mariadb() {
 }
 
 ensure_tansu() {
-  if [ -n "${LEDGERBRIDGE_TEST_KAFKA:-}" ]; then
-    log "Kafka: reusing $LEDGERBRIDGE_TEST_KAFKA"; return 0
-  fi
-  local bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+  # The binary is needed even when an existing broker is reused: the broker-pause crash test
+  # starts a private one (LEDGERBRIDGE_TEST_TANSU) to SIGSTOP.
+  local bin="${LEDGERBRIDGE_TEST_TANSU:-${CARGO_HOME:-$HOME/.cargo}/bin/tansu}"
   if [ ! -x "$bin" ]; then
     log "tansu: building it once into ~/.cargo/bin (about 10 minutes on 2 cores)"
     cargo install tansu --locked --features dynostore >&2
+  fi
+  export LEDGERBRIDGE_TEST_TANSU="$bin"
+  if [ -n "${LEDGERBRIDGE_TEST_KAFKA:-}" ]; then
+    log "Kafka: reusing $LEDGERBRIDGE_TEST_KAFKA"; return 0
   fi
   local port
   port=$(free_port)

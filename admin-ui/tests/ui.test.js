@@ -647,14 +647,16 @@ test('alerts: a new alert appears live at the top, marked new, without a reload'
 test('alerts: the detail shows the explanation, rule and version, events with provenance, and history', { timeout: 200_000 }, async (t) => {
   const page = await openAlerts(t);
   const [alert] = await someAlerts(page);
-  const { history } = await getApi(`/api/v1/alerts/${alert.id}`);
+  // Read before the panel opens: an alert anchored by then shows its entry (anchoring only ever
+  // goes one way; one anchored just after may still read "not yet").
+  const { history, alert: before } = await getApi(`/api/v1/alerts/${alert.id}`);
 
   const panel = await openAlertDetail(page, alert.id);
   await waitForText(panel.locator('h3'), `Alert ${alert.id}: ${alert.rule_id}`);
   await waitForText(panel.locator('.explanation'), alert.explanation);
   await waitForText(panel.locator('dd.rule'), `${alert.rule_id} version ${alert.rule_version}`);
   await waitForText(panel.locator('dd.key'), alert.key);
-  const anchored = (await getApi(`/api/v1/alerts/${alert.id}`)).alert.ledger_index;
+  const anchored = before.ledger_index;
   if (anchored !== null) await waitForText(panel.locator('dd.anchored'), `alerts channel, entry ${anchored}`);
   assert.equal(await panel.locator('dd.status .badge').getAttribute('data-status'), alert.status);
   const events = await panel.locator('ul.alert-events li').evaluateAll((lis) => lis.map((li) => li.dataset.event));

@@ -298,7 +298,10 @@ pub(crate) async fn test_rule(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let run = web::block(move || catalog::dry_run(rule, events, now))
+    let lookups = ledgerbridge_monitoring::rules::builtin_set()
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        .lookups;
+    let run = web::block(move || catalog::dry_run(rule, lookups, events, now))
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     Ok(HttpResponse::Ok().json(run))

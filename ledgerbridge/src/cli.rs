@@ -515,7 +515,7 @@ fn eval(args: &EvalArgs) -> Result<ExitCode> {
     let labels = eval::read_labels(&scenario.labels).map_err(|e| anyhow::anyhow!("{e}"))?;
     let events = eval::load_events(&scenario, b"ledgerbridge eval")
         .map_err(|e| anyhow::anyhow!("mapping the scenario: {e}"))?;
-    let rules = rules::builtin().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rules = rules::builtin_set().map_err(|e| anyhow::anyhow!("{e}"))?;
     let report = eval::evaluate(&rules, &events.events, &labels);
     println!("{report}");
     println!("{}", eval::bench(&rules, &events.events, args.rate, 2.0));

@@ -89,9 +89,19 @@ async fn alerts(
     let canonical = format!("{}canonical.", ctx.prefix);
     let now = chrono::Utc::now().timestamp_millis();
     let mut raised = Vec::new();
-    for d in batch {
-        let event_type = d.topic.strip_prefix(&canonical).unwrap_or(&d.topic);
-        match decoders.decode(event_type, &d.record.value) {
+    // Reference data first: a lookup row read in the same batch as the events it is joined into
+    // is in the table before they are.
+    let type_of = |d: &Delivered| -> String {
+        d.topic
+            .strip_prefix(&canonical)
+            .unwrap_or(&d.topic)
+            .to_owned()
+    };
+    let mut ordered: Vec<&Delivered> = batch.iter().collect();
+    ordered.sort_by_key(|d| !monitor.fills_lookup(&type_of(d)));
+    for d in ordered {
+        let event_type = type_of(d);
+        match decoders.decode(&event_type, &d.record.value) {
             Ok(event) => {
                 ctx.stats.events.fetch_add(1, Ordering::Relaxed);
                 raised.extend(monitor.process(&event, now));
@@ -160,6 +170,17 @@ async fn rules_in_force(
     .map_err(|e| e.to_string())?
 }
 
+/// The lookups shipped in the rule files (reference data joined into the events).
+fn builtin_lookups() -> Vec<ledgerbridge_monitoring::rules::Lookup> {
+    match ledgerbridge_monitoring::rules::builtin_set() {
+        Ok(set) => set.lookups,
+        Err(e) => {
+            tracing::error!("the shipped lookups do not load: {e}");
+            Vec::new()
+        }
+    }
+}
+
 /// Swaps in the rules edited since `mark`: unchanged rules keep their state, changed ones start
 /// afresh.
 async fn reload(ctx: &MonitorContext, monitor: &mut Monitor, mark: &mut i64) {
@@ -175,7 +196,7 @@ async fn reload(ctx: &MonitorContext, monitor: &mut Monitor, mark: &mut i64) {
     match rules_in_force(&ctx.store).await {
         Ok((rules, new_mark)) => {
             let snapshot = monitor.snapshot();
-            let mut next = Monitor::new(rules);
+            let mut next = Monitor::new(rules).with_lookups(builtin_lookups());
             let fresh = next.restore(snapshot);
             *monitor = next;
             *mark = new_mark;
@@ -197,7 +218,7 @@ pub(crate) async fn run(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
     let (rules, mut mark) = rules_in_force(&ctx.store).await?;
-    let mut monitor = Monitor::new(rules);
+    let mut monitor = Monitor::new(rules).with_lookups(builtin_lookups());
     let mut checked = Instant::now();
     let store = ctx.store.clone();
     if let Some(text) = tokio::task::spawn_blocking(move || store.meta(STATE_KEY))

@@ -465,6 +465,42 @@ fn terminate(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// A node running the sample systems at `rate` rows/s on Kafka (`kafka`, topics under `prefix`,
+/// librdkafka `properties` as TOML key/value pairs) and the PostgreSQL store at `pg`.
+fn sample_node_config(
+    id: &str,
+    data: &std::path::Path,
+    pg: &str,
+    kafka: &str,
+    prefix: &str,
+    properties: &str,
+    rate: f64,
+) -> String {
+    format!(
+        r#"
+[node]
+id = "{id}"
+data_dir = "{data}"
+[api]
+listen = "127.0.0.1:0"
+[store]
+backend = "postgres"
+[store.postgres]
+url = "{pg}"
+[bus]
+backend = "kafka"
+topic_prefix = "{prefix}"
+[bus.kafka]
+bootstrap_servers = "{kafka}"
+properties = {{ {properties} }}
+[samples]
+enabled = true
+rate = {rate:.1}
+"#,
+        data = data.display(),
+    )
+}
+
 /// The pipeline's roles in separate processes on Kafka and PostgreSQL, killed with SIGKILL at
 /// random moments under load, many times: at the end every source row of a mapped table is
 /// anchored (or quarantined with its reason), none twice.
@@ -475,34 +511,11 @@ fn pipeline_roles_killed_at_random_anchor_every_source_row_once() {
     let db = ledgerbridge_store::testing::TestStore::postgres("crash_roles");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let config = |rate: f64| {
-        format!(
-            r#"
-[node]
-id = "roles"
-data_dir = "{data}"
-[api]
-listen = "127.0.0.1:0"
-[store]
-backend = "postgres"
-[store.postgres]
-url = "{pg}"
-[bus]
-backend = "kafka"
-topic_prefix = "roles{pid}."
-[bus.kafka]
-bootstrap_servers = "{kafka}"
-# tansu 0.6: one record per batch; a killed worker's partitions move after 6 s, not 45.
-properties = {{ "batch.num.messages" = "1", "session.timeout.ms" = "6000" }}
-[samples]
-enabled = true
-rate = {rate:.1}
-"#,
-            data = data.display(),
-            pg = db.location,
-            pid = std::process::id(),
-        )
-    };
+    let prefix = format!("roles{}.", std::process::id());
+    // tansu 0.6: one record per batch; a killed worker's partitions move after 6 s, not 45.
+    let props = r#""batch.num.messages" = "1", "session.timeout.ms" = "6000""#;
+    let config =
+        |rate: f64| sample_node_config("roles", &data, &db.location, &kafka, &prefix, props, rate);
     let loaded = dir.path().join("loaded.toml");
     std::fs::write(&loaded, config(40.0)).unwrap();
     let quiet = dir.path().join("quiet.toml");
@@ -542,81 +555,6 @@ rate = {rate:.1}
     let (mut sources, api) = serve_roles_api(&quiet, "connector,api");
     let api = api.expect("the API's URL");
     let mut workers = serve_roles(&quiet, "mapper,anchor");
-    let pg_url = db.location.clone();
-    let entries = move || -> Vec<(String, String)> {
-        block_on(async {
-            let c = pg(&pg_url).await;
-            c.query("SELECT leaf_data FROM ledger_entries", &[])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    let leaf: Vec<u8> = r.get(0);
-                    ledgerbridge_ledger_core::entry::Entry::from_leaf_data(&leaf).unwrap()
-                })
-                .filter(|e| e.connector.starts_with("sample-"))
-                .map(|e| (e.connector, e.source_position))
-                .collect()
-        })
-    };
-    // Source rows of the mapped tables (SQLite sample systems) against the ledger: every one
-    // anchored or quarantined, none twice. Waits for the pipeline to catch up (a killed worker's
-    // partitions move to the new one when its session times out).
-    let legacy = rusqlite::Connection::open(data.join("legacy/legacy.db")).unwrap();
-    let check = || -> (Vec<String>, usize, usize, usize) {
-        let anchored = entries();
-        let quarantined: Vec<String> = block_on(async {
-            let c = pg(&db.location).await;
-            c.query("SELECT position FROM quarantine", &[])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect()
-        });
-        let mut problems = Vec::new();
-        let mut total = 0;
-        for (connector, table) in MAPPED_TABLES {
-            let ids: BTreeSet<String> = legacy
-                .prepare(&format!("SELECT id FROM {table}"))
-                .unwrap()
-                .query_map([], |r| r.get::<_, i64>(0))
-                .unwrap()
-                .map(|id| id.unwrap().to_string())
-                .collect();
-            let keys: Vec<String> = anchored
-                .iter()
-                .filter(|(c, p)| c == connector && p.starts_with(&format!("{table} key=")))
-                .map(|(_, p)| {
-                    p.split(' ')
-                        .nth(1)
-                        .unwrap()
-                        .trim_start_matches("key=")
-                        .to_owned()
-                })
-                .collect();
-            let distinct: BTreeSet<String> = keys.iter().cloned().collect();
-            if table != "mortgages" && keys.len() != distinct.len() {
-                problems.push(format!("{table}: a row anchored twice"));
-            }
-            let missing: Vec<&String> = ids
-                .iter()
-                .filter(|id| !distinct.contains(*id))
-                .filter(|id| {
-                    !quarantined
-                        .iter()
-                        .any(|q| q.contains(&format!("key={id} ")))
-                })
-                .collect();
-            if !missing.is_empty() {
-                problems.push(format!(
-                    "{table}: neither anchored nor quarantined: {missing:?}"
-                ));
-            }
-            total += ids.len();
-        }
-        (problems, total, anchored.len(), quarantined.len())
-    };
     // tansu 0.6 has been seen (once in several runs) to keep a killed member's partitions
     // assigned to it: when nothing progresses for 60 s, the workers are restarted gracefully, as
     // an operator would, at most twice. Rows still missing after that fail the test.
@@ -624,7 +562,7 @@ rate = {rate:.1}
     let mut restarts = 0;
     let mut last_progress = (Instant::now(), usize::MAX);
     let (total, anchored, quarantined) = loop {
-        let (problems, total, anchored, quarantined) = check();
+        let (problems, total, anchored, quarantined) = every_row_once(&data, &db.location);
         if problems.is_empty() {
             break (total, anchored, quarantined);
         }
@@ -642,9 +580,96 @@ rate = {rate:.1}
     println!("workers restarted gracefully {restarts} time(s) in the catch-up");
     // Settled: nothing arriving later changes the verdict.
     std::thread::sleep(Duration::from_secs(3));
-    let (problems, ..) = check();
+    let (problems, ..) = every_row_once(&data, &db.location);
     assert!(problems.is_empty(), "seed {seed}: {problems:#?}");
-    // The node's own reconciliation agrees: every mapped table complete, hashes equal.
+    assert_reconciled(&api, &data, &format!("seed {seed}"));
+    terminate(&mut workers);
+    terminate(&mut sources);
+    assert!(
+        total >= MIN_LOAD,
+        "seed {seed}: too little load to mean anything ({total} rows)"
+    );
+    println!(
+        "{total} source rows of 7 mapped tables, {anchored} anchored entries, {quarantined} quarantined, after {ROUNDS} kill -9 of the workers and {} of the connectors",
+        ROUNDS / 2
+    );
+}
+
+/// Source rows of the mapped tables (SQLite sample systems under `data`) against the ledger in
+/// the PostgreSQL store at `pg_url`: every one anchored or quarantined, none twice. Returns the
+/// problems, the source rows, the anchored entries and the quarantined records.
+fn every_row_once(data: &std::path::Path, pg_url: &str) -> (Vec<String>, usize, usize, usize) {
+    let anchored: Vec<(String, String)> = block_on(async {
+        let c = pg(pg_url).await;
+        c.query("SELECT leaf_data FROM ledger_entries", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let leaf: Vec<u8> = r.get(0);
+                ledgerbridge_ledger_core::entry::Entry::from_leaf_data(&leaf).unwrap()
+            })
+            .filter(|e| e.connector.starts_with("sample-"))
+            .map(|e| (e.connector, e.source_position))
+            .collect()
+    });
+    let quarantined: Vec<String> = block_on(async {
+        let c = pg(pg_url).await;
+        c.query("SELECT position FROM quarantine", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    });
+    let legacy = rusqlite::Connection::open(data.join("legacy/legacy.db")).unwrap();
+    let mut problems = Vec::new();
+    let mut total = 0;
+    for (connector, table) in MAPPED_TABLES {
+        let ids: BTreeSet<String> = legacy
+            .prepare(&format!("SELECT id FROM {table}"))
+            .unwrap()
+            .query_map([], |r| r.get::<_, i64>(0))
+            .unwrap()
+            .map(|id| id.unwrap().to_string())
+            .collect();
+        let keys: Vec<String> = anchored
+            .iter()
+            .filter(|(c, p)| c == connector && p.starts_with(&format!("{table} key=")))
+            .map(|(_, p)| {
+                p.split(' ')
+                    .nth(1)
+                    .unwrap()
+                    .trim_start_matches("key=")
+                    .to_owned()
+            })
+            .collect();
+        let distinct: BTreeSet<String> = keys.iter().cloned().collect();
+        if table != "mortgages" && keys.len() != distinct.len() {
+            problems.push(format!("{table}: a row anchored twice"));
+        }
+        let missing: Vec<&String> = ids
+            .iter()
+            .filter(|id| !distinct.contains(*id))
+            .filter(|id| {
+                !quarantined
+                    .iter()
+                    .any(|q| q.contains(&format!("key={id} ")))
+            })
+            .collect();
+        if !missing.is_empty() {
+            problems.push(format!(
+                "{table}: neither anchored nor quarantined: {missing:?}"
+            ));
+        }
+        total += ids.len();
+    }
+    (problems, total, anchored.len(), quarantined.len())
+}
+
+/// The node's own reconciliation agrees: every mapped table of every sample connector complete,
+/// hashes equal.
+fn assert_reconciled(api: &str, data: &std::path::Path, context: &str) {
     let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
     let client = reqwest::blocking::Client::new();
     for connector in ["sample-his", "sample-mall", "sample-land", "sample-bank"] {
@@ -655,25 +680,174 @@ rate = {rate:.1}
             .unwrap()
             .json()
             .unwrap();
-        assert_eq!(report["complete"], true, "seed {seed}: {report:#}");
+        assert_eq!(report["complete"], true, "{context}: {report:#}");
         for t in report["tables"].as_array().unwrap() {
             if t["quarantined"] == 0 {
                 assert_eq!(
                     t["source"]["hash"], t["anchored"]["hash"],
-                    "seed {seed}: {t:#}"
+                    "{context}: {t:#}"
                 );
             }
         }
     }
-    terminate(&mut workers);
-    terminate(&mut sources);
+}
+
+/// A private tansu broker (the binary scripts/services.sh builds, `LEDGERBRIDGE_TEST_TANSU`) on
+/// a free port, in memory, killed on drop: the tests that pause it must not pause the shared one.
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Broker {
+    fn start() -> Self {
+        let bin = std::env::var("LEDGERBRIDGE_TEST_TANSU").unwrap_or_else(|_| {
+            format!(
+                "{}/.cargo/bin/tansu",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{addr}");
+        let child = Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("tansu at {bin} (scripts/services.sh builds it): {e}"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self { child, addr }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} tansu");
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The broker paused (SIGSTOP) for 30 s while the sample systems keep writing, then resumed: the
+/// node waits for it (publishes block, no offset is stored past what the broker holds) and, once
+/// it is back, every source row of a mapped table is anchored once, and the node's
+/// reconciliation agrees.
+#[test]
+fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
+    let broker = Broker::start();
+    let db = ledgerbridge_store::testing::TestStore::postgres("crash_pause");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = |rate: f64| {
+        sample_node_config(
+            "paused",
+            &data,
+            &db.location,
+            &broker.addr,
+            "paused.",
+            r#""batch.num.messages" = "1""#,
+            rate,
+        )
+    };
+    let loaded = dir.path().join("loaded.toml");
+    std::fs::write(&loaded, config(40.0)).unwrap();
+    let quiet = dir.path().join("quiet.toml");
+    std::fs::write(&quiet, config(0.0)).unwrap();
+    let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
+    let (mut node, api) = serve_roles_api(&loaded, "connector,mapper,anchor,api");
+    let api = api.expect("the API's URL");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while mapped_source_rows(&data) < 100 || every_row_once(&data, &db.location).2 == 0 {
+        assert!(Instant::now() < deadline, "no load anchored in 120 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let before = mapped_source_rows(&data);
+    broker.signal("STOP");
+    let paused = Instant::now();
+    // The API keeps answering while the broker is gone, and its health says the bus is down.
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let health = |client: &reqwest::blocking::Client| {
+        let resp = client
+            .get(format!("{api}/api/v1/health"))
+            .send()
+            .expect("the API answers while the broker is paused");
+        (
+            resp.status().as_u16(),
+            resp.json::<serde_json::Value>().unwrap(),
+        )
+    };
+    let (status, report) = health(&client);
+    assert_eq!(status, 503, "{report:#}");
+    let bus = report["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "bus")
+        .unwrap_or_else(|| panic!("no bus in {report:#}"));
+    assert_eq!(bus["state"], "down", "{report:#}");
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(paused.elapsed()));
+    broker.signal("CONT");
+    let written = mapped_source_rows(&data) - before;
+    // Back up without a restart once the broker answers again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while health(&client).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "still down 60 s after the broker came back"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    terminate(&mut node);
+    let (mut node, api) = serve_roles_api(&quiet, "connector,mapper,anchor,api");
+    let api = api.expect("the API's URL");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (total, anchored, quarantined) = loop {
+        let (problems, total, anchored, quarantined) = every_row_once(&data, &db.location);
+        if problems.is_empty() {
+            break (total, anchored, quarantined);
+        }
+        assert!(Instant::now() < deadline, "after the pause: {problems:#?}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let (problems, ..) = every_row_once(&data, &db.location);
+    assert!(problems.is_empty(), "after the pause: {problems:#?}");
+    assert_reconciled(&api, &data, "after the pause");
+    terminate(&mut node);
     assert!(
-        total >= MIN_LOAD,
-        "seed {seed}: too little load to mean anything ({total} rows)"
+        written > 0,
+        "the sources wrote nothing while the broker was paused"
     );
     println!(
-        "{total} source rows of 7 mapped tables, {anchored} anchored entries, {quarantined} quarantined, after {ROUNDS} kill -9 of the workers and {} of the connectors",
-        ROUNDS / 2
+        "{total} source rows of 7 mapped tables ({written} written while the broker was paused for 30 s), {anchored} anchored entries, {quarantined} quarantined"
     );
 }
 

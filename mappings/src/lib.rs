@@ -25,6 +25,10 @@ pub use service::{DryRun, MappingError, Mappings, Which};
 /// The canonical schemas shipped in `mappings/schemas/`, compiled into the binary.
 pub const BUILTIN_SCHEMAS: &[(&str, &str)] = &[
     (
+        "bank.account.v1.json",
+        include_str!("../schemas/bank.account.v1.json"),
+    ),
+    (
         "bank.remittance.v1.json",
         include_str!("../schemas/bank.remittance.v1.json"),
     ),
@@ -49,17 +53,33 @@ pub const BUILTIN_SCHEMAS: &[(&str, &str)] = &[
         include_str!("../schemas/healthcare.claim.v1.json"),
     ),
     (
+        "healthcare.policy.v1.json",
+        include_str!("../schemas/healthcare.policy.v1.json"),
+    ),
+    (
         "land.mortgage.v1.json",
         include_str!("../schemas/land.mortgage.v1.json"),
+    ),
+    (
+        "land.parcel.v1.json",
+        include_str!("../schemas/land.parcel.v1.json"),
     ),
     (
         "land.title-transfer.v1.json",
         include_str!("../schemas/land.title-transfer.v1.json"),
     ),
+    (
+        "land.title.v1.json",
+        include_str!("../schemas/land.title.v1.json"),
+    ),
 ];
 
 /// The mapping files of the sample legacy systems (`mappings/specs/`), which the demo runs.
 pub const SAMPLE_SPECS: &[(&str, &str)] = &[
+    (
+        "sample-bank.accounts.toml",
+        include_str!("../specs/sample-bank.accounts.toml"),
+    ),
     (
         "sample-bank.remittances.toml",
         include_str!("../specs/sample-bank.remittances.toml"),
@@ -73,12 +93,24 @@ pub const SAMPLE_SPECS: &[(&str, &str)] = &[
         include_str!("../specs/sample-his.claims.toml"),
     ),
     (
+        "sample-his.insurance_policies.toml",
+        include_str!("../specs/sample-his.insurance_policies.toml"),
+    ),
+    (
         "sample-land.mortgages.toml",
         include_str!("../specs/sample-land.mortgages.toml"),
     ),
     (
+        "sample-land.parcels.toml",
+        include_str!("../specs/sample-land.parcels.toml"),
+    ),
+    (
         "sample-land.title_transfers.toml",
         include_str!("../specs/sample-land.title_transfers.toml"),
+    ),
+    (
+        "sample-land.titles.toml",
+        include_str!("../specs/sample-land.titles.toml"),
     ),
     (
         "sample-mall.customs_declarations.toml",

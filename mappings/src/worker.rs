@@ -6,7 +6,7 @@
 //! kept per partition, hence per source key. Several workers share the work through the consumer
 //! group `<prefix>mapper`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -268,22 +268,29 @@ impl Publisher {
         &mut self,
         events: Vec<(CanonicalEvent, Arc<CanonicalSchema>, Option<String>)>,
     ) -> Result<(), String> {
-        let mut by_topic: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        // Topics in the order their first event came (reference rows such as accounts are read
+        // before the transfers that name them, and the monitor joins them in that order).
+        let mut by_topic: Vec<(String, Vec<Record>)> = Vec::new();
         for (event, schema, raw) in events {
             let (avro, id) = self.encoder(&schema).await?;
             let value = crate::avro::encode(&avro, id, &event.json)
                 .map_err(|e| format!("encoding {}: {e}", event.event_id))?;
-            by_topic
-                .entry(self.topic(&event.event_type))
-                .or_default()
-                .push({
-                    let record = Record::new(Some(event.event_id.into_bytes()), value)
-                        .with_header("channel", event.channel);
-                    match raw {
-                        Some(raw) => record.with_header("raw", raw),
-                        None => record,
-                    }
-                });
+            let topic = self.topic(&event.event_type);
+            let at = match by_topic.iter().position(|(t, _)| *t == topic) {
+                Some(at) => at,
+                None => {
+                    by_topic.push((topic, Vec::new()));
+                    by_topic.len() - 1
+                }
+            };
+            by_topic[at].1.push({
+                let record = Record::new(Some(event.event_id.into_bytes()), value)
+                    .with_header("channel", event.channel);
+                match raw {
+                    Some(raw) => record.with_header("raw", raw),
+                    None => record,
+                }
+            });
         }
         for (topic, records) in by_topic {
             self.bus

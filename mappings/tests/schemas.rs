@@ -17,14 +17,18 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-const EVENT_TYPES: [&str; 8] = [
+const EVENT_TYPES: [&str; 12] = [
+    "bank.account",
     "bank.remittance",
     "bank.transfer",
     "customs.declaration",
     "customs.order",
     "customs.shipment",
     "healthcare.claim",
+    "healthcare.policy",
     "land.mortgage",
+    "land.parcel",
+    "land.title",
     "land.title-transfer",
 ];
 
@@ -274,6 +278,52 @@ fn psn(c: char) -> String {
 /// One valid `data` per event type, as the sample mappings produce them.
 fn examples() -> BTreeMap<&'static str, Value> {
     BTreeMap::from([
+        (
+            "bank.account",
+            json!({
+                "record_no": 17,
+                "account_id": psn('a'),
+                "party_id": psn('b'),
+                "branch_code": "0042",
+                "product": "ordinary_deposit",
+                "opened_on": "2019-04-02",
+                "dormant_since": "2024-05-01",
+                "status": "dormant"
+            }),
+        ),
+        (
+            "healthcare.policy",
+            json!({
+                "record_no": 3,
+                "policy_id": psn('c'),
+                "patient_id": psn('a'),
+                "insurer_code": "02",
+                "product_name": "실손의료보험 4세대",
+                "start_date": "2025-03-01",
+                "end_date": "2026-02-28",
+                "status": "in_force"
+            }),
+        ),
+        (
+            "land.parcel",
+            json!({
+                "parcel_id": "1168010100100000017",
+                "district_code": "11680",
+                "land_category": "08",
+                "area_m2": "245.50"
+            }),
+        ),
+        (
+            "land.title",
+            json!({
+                "title_no": "TT0000000017",
+                "parcel_id": "1168010100100000017",
+                "owner_id": psn('d'),
+                "acquired_on": "2011-07-15",
+                "cause": "first_registration",
+                "status": "current"
+            }),
+        ),
         (
             "healthcare.claim",
             json!({

@@ -4,7 +4,7 @@
 use serde_json::Value as J;
 
 use crate::engine::{Alert, Monitor};
-use crate::rules::{Rule, parse};
+use crate::rules::{Lookup, Rule, parse_set};
 use ledgerbridge_config::ConfigError;
 
 /// A version of a rule edited through the API, as the store keeps it.
@@ -27,8 +27,14 @@ pub struct Edited {
 /// Every problem of the text, with its path and line, or a text that holds no rule, several, or
 /// another id.
 pub fn parse_one(text: &str, id: &str, version: u32) -> Result<Rule, ConfigError> {
-    let mut rules = parse(text, id)?;
+    let set = parse_set(text, id)?;
+    let mut rules = set.rules;
     let problem = match rules.len() {
+        _ if !set.lookups.is_empty() => Some(
+            "lookups are reference data shared by every rule: they live in the rule files, \
+             not in one rule's text"
+                .to_owned(),
+        ),
         1 if rules[0].id == id => None,
         1 => Some(format!(
             "the rule's id is `{}`, but it is posted as `{id}`",
@@ -117,10 +123,16 @@ pub struct DryRun {
     pub alerts: Vec<Alert>,
 }
 
-/// Replays `events` (oldest first) through `rule` alone, from an empty state.
-pub fn dry_run(rule: Rule, events: impl IntoIterator<Item = J>, now_ms: i64) -> DryRun {
+/// Replays `events` (oldest first) through `rule` alone, with `lookups` joined, from an empty
+/// state.
+pub fn dry_run(
+    rule: Rule,
+    lookups: Vec<Lookup>,
+    events: impl IntoIterator<Item = J>,
+    now_ms: i64,
+) -> DryRun {
     let types = rule.event_types.clone();
-    let mut monitor = Monitor::new(vec![rule]);
+    let mut monitor = Monitor::new(vec![rule]).with_lookups(lookups);
     let mut out = DryRun {
         events: 0,
         matching_events: 0,
@@ -228,7 +240,7 @@ count_at_least = 2
             transfer(3, 9_900_000, 3),
             serde_json::json!({"event_id": "c1", "event_type": "healthcare.claim", "data": {}}),
         ];
-        let run = dry_run(rule, events, 0);
+        let run = dry_run(rule, Vec::new(), events, 0);
         assert_eq!((run.events, run.matching_events), (4, 3));
         assert_eq!(run.alerts.len(), 1, "{:?}", run.alerts);
         assert_eq!(run.alerts[0].rule_version, 2);

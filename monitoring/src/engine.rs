@@ -10,7 +10,7 @@ use crate::blocks::{
     DedicatedState, Finding, JoinState, OutlierState, SequenceState, WindowState, threshold,
 };
 use crate::event;
-use crate::rules::{Block, Rule, Severity, render};
+use crate::rules::{Block, Lookup, Rule, Severity, render};
 
 /// An alert: why, about what, with which events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,11 +64,80 @@ impl RuleState {
 }
 
 /// Everything a monitor remembers, to survive a restart: per rule (id and version) its state
-/// and the alerts already raised (for deduplication).
+/// and the alerts already raised (for deduplication), and the lookups' tables.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Per rule id.
     pub rules: HashMap<String, SavedRule>,
+    /// Per lookup id.
+    #[serde(default)]
+    pub lookups: HashMap<String, LookupTable>,
+}
+
+/// A lookup's rows: per key, the fields its joins read (by their pointer in the table's event).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LookupTable {
+    rows: HashMap<String, std::collections::BTreeMap<String, J>>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl LookupTable {
+    /// Keys held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether it holds no key.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+#[derive(Debug)]
+struct RunningLookup {
+    spec: Lookup,
+    /// The table's event fields the joins read.
+    wanted: Vec<String>,
+    table: LookupTable,
+}
+
+impl RunningLookup {
+    fn fill(&mut self, ev: &J) {
+        if !self.spec.filter.iter().all(|c| c.holds(ev)) {
+            return;
+        }
+        let Some(key) = event::field(ev, &self.spec.key).map(event::key_text) else {
+            return;
+        };
+        let row = self
+            .wanted
+            .iter()
+            .filter_map(|p| event::field(ev, p).map(|v| (p.clone(), v.clone())))
+            .collect();
+        if self.table.rows.insert(key.clone(), row).is_none() {
+            self.table.order.push_back(key);
+            while self.table.order.len() > self.spec.max_keys {
+                if let Some(old) = self.table.order.pop_front() {
+                    self.table.rows.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// Sets `pointer` (whose parent object exists) in `ev` to `value` unless it holds a value.
+fn set_missing(ev: &mut J, pointer: &str, value: &J) {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return;
+    };
+    let name = last.replace("~1", "/").replace("~0", "~");
+    if let Some(J::Object(m)) = ev.pointer_mut(parent)
+        && m.get(&name).is_none_or(J::is_null)
+    {
+        m.insert(name, value.clone());
+    }
 }
 
 /// One rule's saved state.
@@ -98,6 +167,7 @@ const RAISED_CAP: usize = 100_000;
 pub struct Monitor {
     rules: Vec<Running>,
     by_type: HashMap<String, Vec<usize>>,
+    lookups: Vec<RunningLookup>,
 }
 
 impl Monitor {
@@ -120,7 +190,84 @@ impl Monitor {
                 }
             })
             .collect();
-        Self { rules, by_type }
+        Self {
+            rules,
+            by_type,
+            lookups: Vec::new(),
+        }
+    }
+
+    /// The monitor with `lookups` joined into the events before the rules see them.
+    #[must_use]
+    pub fn with_lookups(mut self, lookups: Vec<Lookup>) -> Self {
+        self.lookups = lookups
+            .into_iter()
+            .map(|spec| {
+                let mut wanted: Vec<String> = spec
+                    .join
+                    .iter()
+                    .flat_map(|j| j.set.values().cloned())
+                    .collect();
+                wanted.sort();
+                wanted.dedup();
+                RunningLookup {
+                    spec,
+                    wanted,
+                    table: LookupTable::default(),
+                }
+            })
+            .collect();
+        self
+    }
+
+    /// Whether events of `event_type` fill a lookup (reference data, best fed before the
+    /// events it is joined into).
+    #[must_use]
+    pub fn fills_lookup(&self, event_type: &str) -> bool {
+        self.lookups
+            .iter()
+            .any(|l| l.spec.event_types.iter().any(|t| t == event_type))
+    }
+
+    /// Keys held per lookup id.
+    pub fn lookup_sizes(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.lookups
+            .iter()
+            .map(|l| (l.spec.id.as_str(), l.table.len()))
+    }
+
+    /// Fills the lookups fed by `ev` and returns `ev` with the lookups joined into it, when any
+    /// is.
+    fn lookup(&mut self, ev: &J) -> Option<J> {
+        let et = event::event_type(ev);
+        for l in &mut self.lookups {
+            if l.spec.event_types.iter().any(|t| t == et) {
+                l.fill(ev);
+            }
+        }
+        let mut joined: Option<J> = None;
+        for l in &self.lookups {
+            for j in l
+                .spec
+                .join
+                .iter()
+                .filter(|j| j.event_types.iter().any(|t| t == et))
+            {
+                let Some(row) = event::field(ev, &j.key)
+                    .map(event::key_text)
+                    .and_then(|k| l.table.rows.get(&k))
+                else {
+                    continue;
+                };
+                let out = joined.get_or_insert_with(|| ev.clone());
+                for (to, from) in &j.set {
+                    if let Some(v) = row.get(from) {
+                        set_missing(out, to, v);
+                    }
+                }
+            }
+        }
+        joined
     }
 
     /// The rules.
@@ -131,6 +278,12 @@ impl Monitor {
     /// Feeds one canonical event (the envelope of `mappings/README.md`); `now` is the
     /// processing time recorded in the alerts.
     pub fn process(&mut self, ev: &J, now: i64) -> Vec<Alert> {
+        let joined = if self.lookups.is_empty() {
+            None
+        } else {
+            self.lookup(ev)
+        };
+        let ev = joined.as_ref().unwrap_or(ev);
         let mut alerts = Vec::new();
         let Some(idx) = self.by_type.get(event::event_type(ev)) else {
             return alerts;
@@ -217,6 +370,11 @@ impl Monitor {
                     )
                 })
                 .collect(),
+            lookups: self
+                .lookups
+                .iter()
+                .map(|l| (l.spec.id.clone(), l.table.clone()))
+                .collect(),
         }
     }
 
@@ -225,6 +383,12 @@ impl Monitor {
     pub fn restore(&mut self, snap: Snapshot) -> Vec<String> {
         let mut fresh = Vec::new();
         let mut saved = snap.rules;
+        let mut tables = snap.lookups;
+        for l in &mut self.lookups {
+            if let Some(t) = tables.remove(&l.spec.id) {
+                l.table = t;
+            }
+        }
         for r in &mut self.rules {
             match saved.remove(&r.rule.id) {
                 Some(s)
@@ -406,5 +570,111 @@ z_above = 6.0
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].event_ids, ["o2", "d2"]);
         assert_eq!(a[0].key, "2");
+    }
+
+    const LOOKUP_RULES: &str = r#"
+[[lookups]]
+id = "accounts"
+event_types = ["bank.account"]
+key = "/data/account_id"
+where = [{ field = "/data/status", ne = "closed" }]
+max_keys = 2
+[[lookups.join]]
+event_types = ["bank.transfer"]
+key = "/data/from_account_id"
+set = { "/data/from_party_id" = "/data/party_id", "/data/from_dormant_since" = "/data/dormant_since" }
+
+[[rules]]
+id = "bank.party-structuring"
+version = 1
+severity = "high"
+event_types = ["bank.transfer"]
+explanation = "{key}: {count}"
+[rules.window]
+key = ["/data/from_party_id"]
+time = "/data/transferred_at"
+length = "24h"
+count_at_least = 2
+"#;
+
+    fn account(id: &str, party: &str, status: &str) -> J {
+        json!({"event_id": format!("acct-{id}-{status}"), "event_type": "bank.account",
+               "data": {"account_id": id, "party_id": party, "status": status, "dormant_since": "2020-01-01"}})
+    }
+
+    fn lookup_monitor() -> Monitor {
+        let set = crate::rules::parse_set(LOOKUP_RULES, "t").unwrap();
+        Monitor::new(set.rules).with_lookups(set.lookups)
+    }
+
+    #[test]
+    fn a_lookup_joins_reference_rows_into_later_events() {
+        let mut m = lookup_monitor();
+        assert!(m.fills_lookup("bank.account"));
+        assert!(!m.fills_lookup("bank.transfer"));
+        // Two accounts of one party: transfers from either count for the party.
+        assert!(m.process(&account("a1", "party-1", "active"), 1).is_empty());
+        assert!(m.process(&account("a2", "party-1", "active"), 1).is_empty());
+        assert!(
+            m.process(&transfer("t1", "a1", 5, "2024-01-01T00:00:00Z"), 2)
+                .is_empty()
+        );
+        let a = m.process(&transfer("t2", "a2", 5, "2024-01-01T01:00:00Z"), 3);
+        assert_eq!(a.len(), 1, "{a:?}");
+        assert_eq!(a[0].key, "party-1");
+        assert_eq!(a[0].event_ids, ["t1", "t2"]);
+        // The reference event itself is no alert's event, and a transfer from an account the
+        // table does not hold has no party: the window ignores it.
+        assert!(
+            m.process(&transfer("t3", "unknown", 5, "2024-01-01T02:00:00Z"), 4)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_value_the_event_carries_is_kept_and_filtered_rows_are_not_kept() {
+        let mut m = lookup_monitor();
+        m.process(&account("a1", "party-1", "active"), 1);
+        // A closed account's row does not replace the table's (filtered out).
+        m.process(&account("a1", "party-9", "closed"), 1);
+        let mut own = transfer("t1", "a1", 5, "2024-01-01T00:00:00Z");
+        own["data"]["from_party_id"] = json!("own-party");
+        let joined = m.lookup(&own).unwrap();
+        assert_eq!(joined["data"]["from_party_id"], "own-party");
+        assert_eq!(joined["data"]["from_dormant_since"], "2020-01-01");
+        let joined = m
+            .lookup(&transfer("t2", "a1", 5, "2024-01-01T00:00:00Z"))
+            .unwrap();
+        assert_eq!(joined["data"]["from_party_id"], "party-1");
+        // A transfer from an account not in the table is left as it is.
+        assert!(
+            m.lookup(&transfer("t3", "zz", 5, "2024-01-01T00:00:00Z"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn lookup_tables_are_bounded_and_survive_a_restart() {
+        let mut m = lookup_monitor();
+        for (i, id) in ["a1", "a2", "a3"].iter().enumerate() {
+            m.process(&account(id, &format!("party-{i}"), "active"), 1);
+        }
+        // max_keys = 2: the first key added went first.
+        assert_eq!(m.lookup_sizes().collect::<Vec<_>>(), [("accounts", 2)]);
+        assert!(
+            m.lookup(&transfer("t", "a1", 5, "2024-01-01T00:00:00Z"))
+                .is_none()
+        );
+        let saved: Snapshot =
+            serde_json::from_str(&serde_json::to_string(&m.snapshot()).unwrap()).unwrap();
+        let mut back = lookup_monitor();
+        back.restore(saved);
+        let joined = back
+            .lookup(&transfer("t", "a3", 5, "2024-01-01T00:00:00Z"))
+            .unwrap();
+        assert_eq!(joined["data"]["from_party_id"], "party-2");
+        // A state saved before lookups existed still loads.
+        let old: Snapshot = serde_json::from_str(r#"{"rules":{}}"#).unwrap();
+        assert!(old.lookups.is_empty());
     }
 }

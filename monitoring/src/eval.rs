@@ -10,10 +10,9 @@
 //! the rule's kind (the canonical event's `source.table`/`source.key` = the label's
 //! `table`/`pk`); a label is found when an alert of the rule touches one of its rows.
 //!
-//! The sample mappings read one row at a time, so a few fields some rules need (a claim's
-//! policy period; a transfer's customer and dormancy date; a title transfer's district, area
-//! and first owner on record) are added as a richer export would: the rows are read through a
-//! join and the mapping gets the extra optional fields ([`ENRICHMENTS`]).
+//! The reference tables (accounts, insurance policies, parcels, titles) are mapped like the
+//! rest and replayed first: the rule files' lookups join them into the transactions, as the
+//! monitoring worker does on the live stream.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -28,7 +27,7 @@ use serde_json::{Map, Value as J};
 
 use crate::engine::{Alert, Monitor};
 use crate::event;
-use crate::rules::Rule;
+use crate::rules::RuleSet;
 
 /// What went wrong while preparing a scenario.
 #[derive(Debug, thiserror::Error)]
@@ -64,33 +63,6 @@ pub enum EvalError {
     #[error("{0}")]
     Format(String),
 }
-
-/// Extra columns read with a source table (a join) and the optional fields that map them.
-pub const ENRICHMENTS: &[(&str, &str, &str)] = &[
-    (
-        "claims",
-        "SELECT c.*, p.start_ymd AS policy_start_ymd, p.end_ymd AS policy_end_ymd \
-         FROM claims c LEFT JOIN insurance_policies p ON p.policy_no = c.policy_no ORDER BY c.id",
-        "policy_start_date = { from = \"policy_start_ymd\", as = \"date\", format = \"%Y%m%d\", optional = true }\n\
-         policy_end_date = { from = \"policy_end_ymd\", as = \"date\", format = \"%Y%m%d\", optional = true }\n",
-    ),
-    (
-        "transfers",
-        "SELECT t.*, a.customer_no AS from_customer_no, a.dormant_ymd AS from_dormant_ymd \
-         FROM transfers t LEFT JOIN accounts a ON a.account_no = t.from_account_no ORDER BY t.id",
-        "from_party_id = { from = \"from_customer_no\", trim = true, pseudonymise = \"party\", optional = true }\n\
-         from_dormant_since = { from = \"from_dormant_ymd\", as = \"date\", format = \"%Y%m%d\", optional = true }\n",
-    ),
-    (
-        "title_transfers",
-        "SELECT t.*, p.district_cd AS parcel_district_cd, p.area_m2 AS parcel_area_m2, \
-         (SELECT o.owner_rrn FROM titles o WHERE o.pnu = t.pnu AND o.cause_cd <> '01' ORDER BY o.id LIMIT 1) AS first_owner_rrn \
-         FROM title_transfers t LEFT JOIN parcels p ON p.pnu = t.pnu ORDER BY t.id",
-        "district_code = { from = \"parcel_district_cd\", trim = true, optional = true }\n\
-         area_m2 = { from = \"parcel_area_m2\", as = \"decimal\", scale = 2, optional = true }\n\
-         owner_on_record_id = { from = \"first_owner_rrn\", trim = true, pseudonymise = \"person\", optional = true }\n",
-    ),
-];
 
 /// The time field that orders each event type.
 const TIME_OF: &[(&str, &str)] = &[
@@ -235,33 +207,14 @@ pub fn load_events(s: &Scenario, key: &[u8]) -> Result<Events, EvalError> {
         }
     };
     for (name, text) in ledgerbridge_mappings::SAMPLE_SPECS {
-        let table_of = |t: &str| {
-            ENRICHMENTS
-                .iter()
-                .find(|(tb, _, _)| *tb == t)
-                .map(|(_, q, f)| (q.to_string(), *f))
-        };
-        // The mapping's table, read from its text before compiling the enriched variant.
-        let plain =
+        let mapping =
             ledgerbridge_mappings::load(text, name, &catalog).map_err(|e| EvalError::Mapping {
                 name: (*name).to_owned(),
                 message: e.to_string(),
             })?;
-        let table = plain.spec.table.clone();
-        let connector = plain.spec.connector.clone();
-        let (query, mapping) = match table_of(&table) {
-            Some((q, fields)) => {
-                let enriched = text.replacen("[fields]\n", &format!("[fields]\n{fields}"), 1);
-                let m = ledgerbridge_mappings::load(&enriched, name, &catalog).map_err(|e| {
-                    EvalError::Mapping {
-                        name: (*name).to_owned(),
-                        message: e.to_string(),
-                    }
-                })?;
-                (q, m)
-            }
-            None => (format!("SELECT * FROM {table} ORDER BY id"), plain),
-        };
+        let table = mapping.spec.table.clone();
+        let connector = mapping.spec.connector.clone();
+        let query = format!("SELECT * FROM {table} ORDER BY id");
         if table == "*" {
             load_manifests(s, &mapping, &connector, &mut |row, src| {
                 apply(&mapping, row, src, &mut out);
@@ -301,7 +254,9 @@ pub fn load_events(s: &Scenario, key: &[u8]) -> Result<Events, EvalError> {
             .find(|(et, _)| *et == t)
             .and_then(|(_, p)| event::field(e, p))
             .and_then(event::time_ms)
-            .unwrap_or(i64::MAX)
+            // Reference data (accounts, policies, parcels, titles: no event time of their own)
+            // first, as the state the lookups join.
+            .unwrap_or(i64::MIN)
     };
     out.events.sort_by_cached_key(time_of);
     Ok(out)
@@ -452,11 +407,12 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Feeds `events` (in order) to a fresh monitor of `rules` and scores every rule with a `kind`
+/// Feeds `events` (in order) to a fresh monitor of the rules and lookups of `set` and scores every rule with a `kind`
 /// against the labels.
 #[must_use]
-pub fn evaluate(rules: &[Rule], events: &[J], labels: &[Label]) -> Report {
-    let mut monitor = Monitor::new(rules.to_vec());
+pub fn evaluate(set: &RuleSet, events: &[J], labels: &[Label]) -> Report {
+    let rules = &set.rules;
+    let mut monitor = Monitor::new(rules.clone()).with_lookups(set.lookups.clone());
     let mut rows_of: HashMap<&str, (String, String)> = HashMap::new();
     for e in events {
         let table = e
@@ -576,8 +532,9 @@ impl std::fmt::Display for Bench {
 /// Feeds `events` back to back to a fresh monitor (throughput), then the first
 /// `paced_seconds × rate` of them to another at `rate` events/s (latency).
 #[must_use]
-pub fn bench(rules: &[Rule], events: &[J], rate: f64, paced_seconds: f64) -> Bench {
-    let mut m = Monitor::new(rules.to_vec());
+pub fn bench(set: &RuleSet, events: &[J], rate: f64, paced_seconds: f64) -> Bench {
+    let fresh = || Monitor::new(set.rules.clone()).with_lookups(set.lookups.clone());
+    let mut m = fresh();
     let start = Instant::now();
     let mut n_alerts = 0usize;
     for e in events {
@@ -591,7 +548,7 @@ pub fn bench(rules: &[Rule], events: &[J], rate: f64, paced_seconds: f64) -> Ben
         clippy::cast_sign_loss
     )]
     let paced = ((rate * paced_seconds) as usize).min(events.len());
-    let mut m = Monitor::new(rules.to_vec());
+    let mut m = fresh();
     let mut lat = Vec::with_capacity(paced);
     let t0 = Instant::now();
     for (i, e) in events.iter().take(paced).enumerate() {

@@ -468,6 +468,114 @@ fn default_reservoir() -> usize {
 struct File {
     #[serde(default)]
     rules: Vec<J>,
+    #[serde(default)]
+    lookups: Vec<J>,
+}
+
+/// A reference table kept from one stream and joined into the events of others (a stream–table
+/// join, as Kafka Streams joins a stream with a table): the accounts' holders and dormancy dates
+/// joined into transfers, the policies' periods into claims, the parcels' districts and the
+/// owners on record into title transfers.
+///
+/// ```toml
+/// [[lookups]]
+/// id = "bank.accounts"
+/// event_types = ["bank.account"]          # the events that fill the table, newest row wins
+/// key = "/data/account_id"
+/// [[lookups.join]]
+/// event_types = ["bank.transfer"]         # the events it is joined into
+/// key = "/data/from_account_id"
+/// set = { "/data/from_dormant_since" = "/data/dormant_since" }
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lookup {
+    /// Id, unique among the lookups.
+    pub id: String,
+    /// Event types whose events fill the table.
+    pub event_types: Vec<String>,
+    /// JSON pointer of the table's key in those events.
+    pub key: String,
+    /// Only events meeting these conditions fill the table.
+    #[serde(default, rename = "where")]
+    pub filter: Vec<Condition>,
+    /// Where the table is joined.
+    pub join: Vec<LookupJoin>,
+    /// Keys kept at most (the first added go first).
+    #[serde(default = "default_lookup_cap")]
+    pub max_keys: usize,
+}
+
+/// Where a lookup's rows are joined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupJoin {
+    /// Event types joined.
+    pub event_types: Vec<String>,
+    /// JSON pointer, in the joined event, of the table's key.
+    pub key: String,
+    /// Field set in the joined event (a JSON pointer whose parent object exists) ← field of the
+    /// table's event. A value the joined event already carries is kept.
+    pub set: std::collections::BTreeMap<String, String>,
+}
+
+fn default_lookup_cap() -> usize {
+    1_000_000
+}
+
+/// The rules and lookups of rule files.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSet {
+    /// The rules.
+    pub rules: Vec<Rule>,
+    /// The lookups.
+    pub lookups: Vec<Lookup>,
+}
+
+fn check_lookup(l: &Lookup, p: &ConfigPath, issues: &mut Vec<Issue>) {
+    if l.id.is_empty() {
+        issues.push(issue(&p.key("id"), "give the lookup an id"));
+    }
+    if l.event_types.is_empty() {
+        issues.push(issue(&p.key("event_types"), "give at least one event type"));
+    }
+    check_pointer(&l.key, &p.key("key"), issues);
+    check_conditions(&l.filter, &p.key("where"), issues);
+    if l.join.is_empty() {
+        issues.push(issue(&p.key("join"), "give at least one [[lookups.join]]"));
+    }
+    if l.max_keys == 0 {
+        issues.push(issue(&p.key("max_keys"), "keep at least one key"));
+    }
+    for (i, j) in l.join.iter().enumerate() {
+        let jp = p.key("join").child(Segment::Index(i));
+        if j.event_types.is_empty() {
+            issues.push(issue(
+                &jp.key("event_types"),
+                "give at least one event type",
+            ));
+        }
+        if let Some(t) = j.event_types.iter().find(|t| l.event_types.contains(t)) {
+            issues.push(issue(
+                &jp.key("event_types"),
+                format!("`{t}` fills the table; a lookup is joined into other event types"),
+            ));
+        }
+        check_pointer(&j.key, &jp.key("key"), issues);
+        if j.set.is_empty() {
+            issues.push(issue(&jp.key("set"), "give at least one field to set"));
+        }
+        for (to, from) in &j.set {
+            let sp = jp.key("set").key(to);
+            if to.contains('|') || !to.starts_with('/') || to.matches('/').count() < 2 {
+                issues.push(issue(
+                    &sp,
+                    format!("`{to}` is not a field to set (e.g. \"/data/from_party_id\")"),
+                ));
+            }
+            check_pointer(from, &sp, issues);
+        }
+    }
 }
 
 /// Reads a rule file.
@@ -477,6 +585,14 @@ struct File {
 /// keys, a rule with no block or several, a pointer that is not a JSON pointer, a bad duration,
 /// a threshold missing, a placeholder the block does not fill, a duplicate id.
 pub fn parse(text: &str, source_name: &str) -> Result<Vec<Rule>, ConfigError> {
+    parse_set(text, source_name).map(|set| set.rules)
+}
+
+/// Reads a rule file with its lookups.
+///
+/// # Errors
+/// As [`parse`], and a lookup's mistakes.
+pub fn parse_set(text: &str, source_name: &str) -> Result<RuleSet, ConfigError> {
     let (doc, spans) = ledgerbridge_config::toml_document(text, source_name)?;
     let mut issues = Vec::new();
     let root = ConfigPath::default();
@@ -486,19 +602,33 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Rule>, ConfigError> {
         Err(e) => {
             issues.push(issue(
                 &root,
-                format!("{e}; a rule file holds [[rules]] tables"),
+                format!("{e}; a rule file holds [[rules]] and [[lookups]] tables"),
             ));
             None
         }
     };
+    let (raw_rules, raw_lookups) = file.map(|f| (f.rules, f.lookups)).unwrap_or_default();
+    let mut lookups = Vec::new();
+    let mut lookup_ids = BTreeSet::new();
+    for (i, raw) in raw_lookups.into_iter().enumerate() {
+        let p = root.key("lookups").child(Segment::Index(i));
+        match serde_json::from_value::<Lookup>(raw) {
+            Err(e) => issues.push(issue(&p, e.to_string())),
+            Ok(l) => {
+                if !lookup_ids.insert(l.id.clone()) {
+                    issues.push(issue(
+                        &p.key("id"),
+                        format!("duplicate lookup id `{}`", l.id),
+                    ));
+                }
+                check_lookup(&l, &p, &mut issues);
+                lookups.push(l);
+            }
+        }
+    }
     let mut out = Vec::new();
     let mut ids = BTreeSet::new();
-    for (i, raw) in file
-        .map(|f| f.rules)
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
+    for (i, raw) in raw_rules.into_iter().enumerate() {
         let p = rules_path.child(Segment::Index(i));
         match serde_json::from_value::<RuleSpec>(raw) {
             Err(e) => issues.push(issue(&p, e.to_string())),
@@ -516,7 +646,10 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Rule>, ConfigError> {
         }
     }
     if issues.is_empty() {
-        return Ok(out);
+        return Ok(RuleSet {
+            rules: out,
+            lookups,
+        });
     }
     for i in &mut issues {
         i.position = spans.position(text, &i.path);
@@ -533,9 +666,19 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Rule>, ConfigError> {
 /// # Errors
 /// A shipped file that does not parse (a bug, caught by the tests).
 pub fn builtin() -> Result<Vec<Rule>, ConfigError> {
-    let mut all = Vec::new();
+    builtin_set().map(|set| set.rules)
+}
+
+/// The rules and lookups shipped with the crate.
+///
+/// # Errors
+/// A shipped file that does not parse (a bug, caught by the tests).
+pub fn builtin_set() -> Result<RuleSet, ConfigError> {
+    let mut all = RuleSet::default();
     for (name, text) in BUILTIN_RULES {
-        all.extend(parse(text, name)?);
+        let set = parse_set(text, name)?;
+        all.rules.extend(set.rules);
+        all.lookups.extend(set.lookups);
     }
     Ok(all)
 }
@@ -839,5 +982,46 @@ count_at_least = 2
         }
         assert!(parse("rules = 3", "x.toml").is_err());
         assert!(parse("[[rules]\n", "x.toml").is_err());
+    }
+
+    #[test]
+    fn lookups_are_checked_with_their_lines() {
+        let text = r#"[[lookups]]
+id = "x"
+event_types = ["bank.account"]
+key = "data/account_id"
+[[lookups.join]]
+event_types = ["bank.account"]
+key = "/data/from_account_id"
+set = { "from_party_id" = "/data/party_id" }
+
+[[lookups]]
+id = "x"
+event_types = ["bank.account"]
+key = "/data/account_id"
+join = []
+"#;
+        let e = parse_set(text, "bad.toml").unwrap_err().to_string();
+        for expected in [
+            "`data/account_id` is not a JSON pointer",
+            "`bank.account` fills the table",
+            "`from_party_id` is not a field to set",
+            "duplicate lookup id `x`",
+            "give at least one [[lookups.join]]",
+        ] {
+            assert!(e.contains(expected), "{expected}: {e}");
+        }
+        assert!(e.contains("line 4"), "{e}");
+        let shipped = builtin_set().unwrap();
+        let ids: Vec<&str> = shipped.lookups.iter().map(|l| l.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "bank.accounts",
+                "healthcare.policies",
+                "land.parcels",
+                "land.owners-on-record"
+            ]
+        );
     }
 }

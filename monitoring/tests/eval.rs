@@ -16,7 +16,7 @@ async fn shipped_rules_against_a_generated_scenario() {
         "{:?}",
         &events.failures[..events.failures.len().min(5)]
     );
-    let rules = rules::builtin().unwrap();
+    let rules = rules::builtin_set().unwrap();
     let report = eval::evaluate(&rules, &events.events, &labels);
     println!("{report}");
     for r in &report.rules {
