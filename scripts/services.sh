@@ -62,7 +62,7 @@ lb_services_stop() {
 # Build prerequisites of the workspace itself (libpq for diesel's PostgreSQL backend, OpenSSL for
 # librdkafka's TLS, a C toolchain for the bundled librdkafka and SQLite).
 ensure_build_deps() {
-  apt_install build-essential pkg-config libpq-dev libssl-dev python3 python3-pip curl postgresql-client
+  apt_install build-essential pkg-config libpq-dev libssl-dev python3 python3-pip curl postgresql-client openssl ca-certificates gdb
 }
 
 ensure_postgres() {

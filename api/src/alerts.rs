@@ -167,10 +167,10 @@ async fn detail(state: &AppState, id: i64) -> Result<HttpResponse, ApiError> {
 pub(crate) struct StatusChange {
     /// `open`, `acknowledged`, `resolved` or `false_positive`.
     status: String,
-    /// Who works on it from now on.
+    /// Who works on it from now on; an empty string clears it; left out, it stays.
     #[serde(default)]
     assignee: Option<String>,
-    /// Why (kept with the change).
+    /// Why (kept with the change); required to resolve or to mark a false positive.
     #[serde(default)]
     comment: String,
 }
@@ -185,7 +185,7 @@ pub(crate) struct StatusChange {
     request_body = StatusChange,
     responses(
         (status = 200, description = "The alert and its history", body = AlertDetail),
-        (status = 400, description = "An unknown status", body = ErrorBody),
+        (status = 400, description = "An unknown status, or no comment to resolve or mark a false positive", body = ErrorBody),
         (status = 401, description = "Missing, unknown or revoked token", body = ErrorBody),
         (status = 404, description = "No such alert", body = ErrorBody),
     )
@@ -204,6 +204,21 @@ pub(crate) async fn set_alert_status(
             format!(
                 "status: `{}` is not one of open, acknowledged, resolved, false_positive",
                 change.status
+            ),
+        ));
+    }
+    if matches!(change.status.as_str(), "resolved" | "false_positive")
+        && change.comment.trim().is_empty()
+    {
+        return Err(ApiError::new(
+            ErrorCode::BadRequest,
+            format!(
+                "comment: say why the alert is {}",
+                if change.status == "resolved" {
+                    "resolved"
+                } else {
+                    "a false positive"
+                }
             ),
         ));
     }

@@ -669,12 +669,32 @@ fn monitoring_checks(config: &Config, errors: &mut Vec<Issue>) {
             format!("`{}` is not an http(s) URL", w.url),
         );
     }
+    if let Some(ca) = &m.tls_ca_file
+        && let Err(e) = std::fs::read(ca)
+    {
+        error(
+            vec![key("tls_ca_file")],
+            format!("cannot read {}: {e}", ca.display()),
+        );
+    }
     if let Some(e) = &m.email {
-        if !url::Url::parse(&e.smtp_url).is_ok_and(|u| u.scheme() == "smtp") {
+        let smtp_ok = url::Url::parse(&e.smtp_url).is_ok_and(|u| {
+            let tls = u
+                .query_pairs()
+                .find(|(k, _)| k == "tls")
+                .map(|(_, v)| v.into_owned());
+            u.host_str().is_some()
+                && matches!(
+                    (u.scheme(), tls.as_deref()),
+                    ("smtp", None | Some("required" | "opportunistic")) | ("smtps", None)
+                )
+        });
+        if !smtp_ok {
             error(
                 vec![key("email"), key("smtp_url")],
                 format!(
-                    "`{}` is not an smtp:// URL (e.g. smtp://mail.example.org:25)",
+                    "`{}` is not an SMTP relay URL: smtp://host:587?tls=required (STARTTLS), \
+                     smtps://host (TLS), smtp://host:25?tls=opportunistic or smtp://host:25 (plain)",
                     e.smtp_url
                 ),
             );

@@ -39,6 +39,10 @@ pub struct MonitoringConfig {
     /// hourly, the e-mail digest at 07:00 (UTC).
     #[serde(default = "default_audits")]
     pub audits: Vec<AuditConfig>,
+    /// A PEM file of CA certificates trusted besides the system's (an internal CA), for the
+    /// SMTP relay, the webhook and the peers over TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for MonitoringConfig {
@@ -51,6 +55,7 @@ impl Default for MonitoringConfig {
             email: None,
             webhook: None,
             audits: default_audits(),
+            tls_ca_file: None,
         }
     }
 }
@@ -102,8 +107,11 @@ pub enum Severity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
-    /// The SMTP relay, e.g. `smtp://mail.example.org:25` (plain; STARTTLS and implicit TLS are
-    /// not supported in this version: use a local relay).
+    /// The SMTP relay: `smtp://mail.example.org:587?tls=required` (STARTTLS, refused if the
+    /// relay does not offer it), `smtps://mail.example.org` (TLS from the first byte, port 465),
+    /// `smtp://relay.local:25?tls=opportunistic` (STARTTLS when offered) or
+    /// `smtp://relay.local:25` (plain, for a relay on the same host). Certificates are checked
+    /// against the system's roots and `monitoring.tls_ca_file`.
     pub smtp_url: String,
     /// SMTP user, when the relay wants one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,7 +149,7 @@ fn default_min_severity() -> Severity {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// Where to POST (http).
+    /// Where to POST (`https://…`, or `http://…` on a trusted network).
     pub url: String,
     /// Key of the signature, as a secret reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -71,15 +71,75 @@ pub(crate) fn plan(
     out
 }
 
-/// A mailer for the configured relay.
-pub(crate) fn mailer(e: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+/// The PEM certificates of `monitoring.tls_ca_file`, if set.
+pub(crate) fn extra_ca(file: Option<&std::path::Path>) -> Result<Option<Vec<u8>>, String> {
+    file.map(|f| {
+        std::fs::read(f).map_err(|e| format!("monitoring.tls_ca_file {}: {e}", f.display()))
+    })
+    .transpose()
+}
+
+/// The HTTP client of the webhook and the peers: the system's roots and the extra CAs.
+pub(crate) fn http_client(ca: Option<&[u8]>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(pem) = ca {
+        for cert in reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("monitoring.tls_ca_file: {e}"))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("the HTTP client for the webhook and peers: {e}"))
+}
+
+/// A mailer for the configured relay: plain, STARTTLS (required or opportunistic) or TLS from
+/// the first byte, as `smtp_url` says; certificates checked against the system's roots and the
+/// extra CAs.
+pub(crate) fn mailer(
+    e: &EmailConfig,
+    ca: Option<&[u8]>,
+) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
     let url =
         url::Url::parse(&e.smtp_url).map_err(|x| format!("monitoring.email.smtp_url: {x}"))?;
     let host = url
         .host_str()
         .ok_or_else(|| "monitoring.email.smtp_url has no host".to_owned())?;
+    let params = || -> Result<TlsParameters, String> {
+        let mut b = TlsParameters::builder(host.to_owned());
+        if let Some(pem) = ca {
+            for block in pem_blocks(pem) {
+                b = b.add_root_certificate(
+                    Certificate::from_pem(block.as_bytes())
+                        .map_err(|x| format!("monitoring.tls_ca_file: {x}"))?,
+                );
+            }
+        }
+        b.build_rustls()
+            .map_err(|x| format!("monitoring.email.smtp_url: TLS for {host}: {x}"))
+    };
+    let mode = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    let (port, tls) = match (url.scheme(), mode.as_deref()) {
+        ("smtp", None) => (25, Tls::None),
+        ("smtp", Some("required")) => (587, Tls::Required(params()?)),
+        ("smtp", Some("opportunistic")) => (587, Tls::Opportunistic(params()?)),
+        ("smtps", None) => (465, Tls::Wrapper(params()?)),
+        _ => {
+            return Err(format!(
+                "monitoring.email.smtp_url `{}`: use smtp://host:587?tls=required, smtps://host, \
+                 smtp://host?tls=opportunistic or smtp://host:25",
+                e.smtp_url
+            ));
+        }
+    };
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(url.port().unwrap_or(25))
+        .port(url.port().unwrap_or(port))
+        .tls(tls)
         .timeout(Some(Duration::from_secs(20)));
     if let Some(user) = &e.username {
         let password = e
@@ -94,6 +154,23 @@ pub(crate) fn mailer(e: &EmailConfig) -> Result<AsyncSmtpTransport<Tokio1Executo
         builder = builder.credentials(Credentials::new(user.clone(), password));
     }
     Ok(builder.build())
+}
+
+/// The `-----BEGIN CERTIFICATE-----` blocks of a PEM bundle, each as its own PEM text.
+fn pem_blocks(pem: &[u8]) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(pem);
+    let mut out = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let Some(len) = rest[start..].find(END) else {
+            break;
+        };
+        let end = start + len + END.len();
+        out.push(format!("{}\n", &rest[start..end]));
+        rest = &rest[end..];
+    }
+    out
 }
 
 /// The text of one alert in a mail.

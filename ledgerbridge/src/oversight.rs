@@ -155,7 +155,14 @@ struct Oversight {
 
 impl Oversight {
     fn new(ctx: OversightContext) -> Result<Self, String> {
-        let mailer = ctx.config.email.as_ref().map(notify::mailer).transpose()?;
+        let ca = notify::extra_ca(ctx.config.tls_ca_file.as_deref())?;
+        let mailer = ctx
+            .config
+            .email
+            .as_ref()
+            .map(|e| notify::mailer(e, ca.as_deref()))
+            .transpose()?;
+        let http = notify::http_client(ca.as_deref())?;
         let now = Utc::now();
         let audits = ctx
             .config
@@ -173,7 +180,7 @@ impl Oversight {
         Ok(Self {
             ctx,
             mailer,
-            http: reqwest::Client::new(),
+            http,
             tried: HashMap::new(),
             next_integrity: Instant::now(),
             lag_seen_ms: 0,

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -1210,11 +1210,32 @@ fn the_demo_raises_explained_alerts() {
         node.post(
             "/api/v1/alerts/999999/status",
             token,
-            serde_json::json!({"status": "resolved"})
+            serde_json::json!({"status": "resolved", "comment": "gone"})
         )
         .0,
         404
     );
+    // Closing a case needs a reason; an empty assignee hands the alert back.
+    let (status, refused) = node.post(
+        &format!("/api/v1/alerts/{id}/status"),
+        token,
+        serde_json::json!({"status": "resolved", "comment": "  "}),
+    );
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("comment:")),
+        "{refused}"
+    );
+    let (status, reopened) = node.post(
+        &format!("/api/v1/alerts/{id}/status"),
+        token,
+        serde_json::json!({"status": "open", "assignee": "", "comment": "back to the queue"}),
+    );
+    assert_eq!(status, 200, "{reopened}");
+    assert_eq!(reopened["alert"]["status"], "open");
+    assert_eq!(reopened["alert"]["assignee"], Value::Null, "{reopened}");
     // Live to the dashboard: server-sent events, from the first alert on.
     let mut stream = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(20))
@@ -1278,10 +1299,16 @@ fn free_port() -> u16 {
 
 impl Smtp {
     fn start(maildir: &Path) -> Self {
+        Self::start_with(maildir, &[])
+    }
+
+    /// aiosmtpd with more options (`--tlscert`, `--tlskey`: STARTTLS, required).
+    fn start_with(maildir: &Path, extra: &[&str]) -> Self {
         let port = free_port();
         let child = Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
+            .args(extra)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir)
             .stdout(Stdio::null())
@@ -1334,6 +1361,171 @@ impl Drop for Smtp {
 }
 
 type Hooks = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Vec<u8>)>>>;
+
+/// An internal CA and a server certificate for `localhost` it signed: (CA certificate, server
+/// certificate, server key) PEM files in `dir`.
+fn internal_ca_and_localhost_certificate(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let file = |name: &str| dir.join(name);
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl (scripts/services.sh installs it)");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ledgerbridge test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        file("server.ext"),
+        "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    (file("ca.pem"), file("cert.pem"), file("key.pem"))
+}
+
+/// An HTTPS receiver (Python's http.server behind TLS with `cert`/`key`) appending each POSTed
+/// body as a line to `log`; returns it with its port.
+fn https_receiver(cert: &Path, key: &Path, log: &Path) -> (Child, u16) {
+    const SERVER: &str = r#"
+import http.server, ssl, sys
+class Hook(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        with open(sys.argv[3], "ab") as f:
+            f.write(body + b"\n")
+        self.send_response(204)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+tls.load_cert_chain(sys.argv[1], sys.argv[2])
+server.socket = tls.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", SERVER])
+        .args([cert, key, log])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("port: {line:?}"));
+    (child, port)
+}
+
+/// Mail over STARTTLS (required: the relay refuses plain text) and the webhook over HTTPS, both
+/// with a certificate of an internal CA the node trusts through `monitoring.tls_ca_file`.
+#[test]
+fn alerts_go_out_over_starttls_and_https_trusting_an_internal_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = internal_ca_and_localhost_certificate(dir.path());
+    let smtp = Smtp::start_with(
+        &dir.path().join("mail"),
+        &[
+            "--tlscert",
+            cert.to_str().unwrap(),
+            "--tlskey",
+            key.to_str().unwrap(),
+        ],
+    );
+    let hooks = dir.path().join("hooks.jsonl");
+    let (mut receiver, hook_port) = https_receiver(&cert, &key, &hooks);
+    let text = format!(
+        r#"{demo}
+[monitoring]
+integrity_interval = "1s"
+sequencing_lag_slo = "1ms"
+tls_ca_file = "{cert}"
+[monitoring.email]
+smtp_url = "smtp://localhost:{port}?tls=required"
+from = "ledgerbridge <alerts@example.org>"
+[[monitoring.email.recipients]]
+address = "analyst@example.org"
+min_severity = "critical"
+[monitoring.webhook]
+url = "https://localhost:{hook_port}/hook"
+min_severity = "critical"
+"#,
+        demo = ledgerbridge_config::DEMO_CONFIG.replace("rate = 5.0", "rate = 100.0"),
+        cert = ca.display(),
+        port = smtp.port,
+    );
+    let (node, _) = Node::demo(dir.path(), &text);
+    let mail = smtp.wait_for("integrity.sequencing_lag", 120);
+    assert!(mail.contains("Latest signed checkpoints"), "{mail}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let posted = loop {
+        let lines = std::fs::read_to_string(&hooks).unwrap_or_default();
+        if let Some(l) = lines
+            .lines()
+            .find(|l| l.contains("integrity.sequencing_lag"))
+        {
+            break l.to_owned();
+        }
+        assert!(Instant::now() < deadline, "nothing posted over HTTPS");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let alert: Value = serde_json::from_str(&posted).unwrap();
+    assert_eq!(alert["severity"], "critical", "{alert}");
+    assert_eq!(node.stop(), 0);
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+}
 
 /// A webhook receiver on loopback: records the signature header and body of every POST.
 fn webhook_receiver() -> (String, Hooks) {

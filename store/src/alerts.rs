@@ -263,7 +263,11 @@ impl Store {
         write_transaction(&mut conn, |c| {
             let changed = match change {
                 Some((status, Some(who))) => diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
-                    .set((dsl::status.eq(status), dsl::assignee.eq(Some(who))))
+                    // An empty assignee clears it.
+                    .set((
+                        dsl::status.eq(status),
+                        dsl::assignee.eq(Some(who).filter(|w| !w.trim().is_empty())),
+                    ))
                     .execute(c)?,
                 Some((status, None)) => diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
                     .set(dsl::status.eq(status))
