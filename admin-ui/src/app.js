@@ -1581,7 +1581,7 @@ function ruleTemplate() {
 }
 
 /**
- * TOML for a shipped rule never edited through the API, which does not give its condition: the
+ * TOML for a rule the API gives no text of (an API older than `toml` in the rule detail): the
  * fields it does give, and where the condition is.
  */
 function ruleSkeleton(r) {
@@ -1697,7 +1697,7 @@ function renderRuleDetail(id, detail, fillEditor) {
     idField.value = id;
     idField.readOnly = true;
     const newest = versions.at(-1);
-    document.getElementById('rule-toml').value = newest ? newest.body : ruleSkeleton(rule);
+    document.getElementById('rule-toml').value = detail.toml ?? (newest ? newest.body : ruleSkeleton(rule));
     document.getElementById('rule-enabled').checked = newest ? newest.enabled : (rule?.enabled ?? true);
   }
   document.getElementById('rule-editor').hidden = false;

@@ -111,6 +111,9 @@ pub(crate) struct RuleDetail {
     /// when.
     #[schema(value_type = Vec<Object>)]
     versions: Vec<ledgerbridge_store::RuleVersion>,
+    /// The text of the version in force (the shipped `[[rules]]` table, or the body stored
+    /// through the API), to edit; none when disabled.
+    toml: Option<String>,
 }
 
 /// One rule: the version in force and the history of its versions.
@@ -136,17 +139,47 @@ pub(crate) async fn get_rule(
     let store = state.store.clone();
     let rid = id.clone();
     let versions = store_call(move || store.rule_versions(Some(&rid))).await?;
-    let rule = rules
-        .iter()
-        .find(|(r, _)| r.id == id)
-        .map(|(r, o)| rule_body(r, *o));
+    let found = rules.iter().find(|(r, _)| r.id == id);
+    let toml = found.and_then(|(_, origin)| match origin {
+        Origin::Builtin => ledgerbridge_monitoring::rules::builtin_text(&id),
+        Origin::Api => versions.last().map(|v| v.body.clone()),
+    });
+    let rule = found.map(|(r, o)| rule_body(r, *o));
     if rule.is_none() && versions.is_empty() {
         return Err(ApiError::new(
             ErrorCode::NotFound,
             format!("no rule `{id}`"),
         ));
     }
-    Ok(HttpResponse::Ok().json(RuleDetail { rule, versions }))
+    Ok(HttpResponse::Ok().json(RuleDetail {
+        rule,
+        versions,
+        toml,
+    }))
+}
+
+/// The lowest version an edit may get: versions continue the shipped numbering, so the first
+/// edit of a shipped rule is above it.
+fn first_edit(id: &str) -> Result<i32, ApiError> {
+    Ok(ledgerbridge_monitoring::rules::builtin()
+        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
+        .into_iter()
+        .find(|r| r.id == id)
+        .map_or(1, |r| i32::try_from(r.version).unwrap_or(i32::MAX - 1) + 1))
+}
+
+/// The version the next edit of rule `id` gets.
+async fn next_version(state: &AppState, id: &str) -> Result<u32, ApiError> {
+    let first = first_edit(id)?;
+    let store = state.store.clone();
+    let rid = id.to_owned();
+    let versions = store_call(move || store.rule_versions(Some(&rid))).await?;
+    let next = versions
+        .iter()
+        .map(|v| v.version + 1)
+        .max()
+        .map_or(first, |n| n.max(first));
+    Ok(u32::try_from(next).unwrap_or(0))
 }
 
 /// A new version of a rule.
@@ -197,12 +230,7 @@ pub(crate) async fn update_rule(
     }
     catalog::parse_one(&new.toml, &id, 1)
         .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string()))?;
-    // Versions continue the shipped numbering: the first edit of a shipped rule is above it.
-    let shipped = ledgerbridge_monitoring::rules::builtin()
-        .map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?
-        .into_iter()
-        .find(|r| r.id == id)
-        .map_or(1, |r| i32::try_from(r.version).unwrap_or(i32::MAX - 1) + 1);
+    let shipped = first_edit(&id)?;
     let store = state.store.clone();
     let stored = store_call(move || {
         store.add_rule_version(
@@ -255,7 +283,8 @@ pub(crate) async fn test_rule(
     let id = id.into_inner();
     let request = request.into_inner();
     let rule = match &request.toml {
-        Some(text) => catalog::parse_one(text, &id, 0)
+        // Alerts of a draft carry the version it would get if saved.
+        Some(text) => catalog::parse_one(text, &id, next_version(&state, &id).await?)
             .map_err(|e| ApiError::new(ErrorCode::Invalid, e.to_string()))?,
         None => in_force(&state)
             .await?

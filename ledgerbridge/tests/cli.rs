@@ -1927,6 +1927,23 @@ where = [{{ field = "/data/declared_value_krw", ge = {min} }}]
         "{everything}"
     );
     assert!(everything["events"].as_u64() > everything["matching_events"].as_u64());
+    // A draft's alerts carry the version it would get if saved.
+    assert_eq!(everything["alerts"][0]["rule_version"], 1, "{everything}");
+    // A shipped rule's text, to edit: it parses back as the rule in force.
+    let (_, shipped) = node.get("/api/v1/rules/bank.velocity-spike", token);
+    let text = shipped["toml"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{shipped}"));
+    assert!(
+        text.starts_with("[[rules]]") && text.contains("id = \"bank.velocity-spike\""),
+        "{text}"
+    );
+    let (status, replay) = node.post(
+        "/api/v1/rules/bank.velocity-spike/dry-run",
+        token,
+        serde_json::json!({ "toml": text }),
+    );
+    assert_eq!(status, 200, "{replay}");
     let (_, none) = dry(1_000_000_000_000);
     assert_eq!(none["alerts"], serde_json::json!([]), "{none}");
     assert_eq!(

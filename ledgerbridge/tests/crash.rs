@@ -851,6 +851,214 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
     );
 }
 
+/// A private PostgreSQL cluster (initdb in a temporary directory, run as the `postgres` user, on
+/// a free port) that a test may stop and start without touching the shared server; removed on
+/// drop.
+struct PrivatePostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn bin(name: &str) -> String {
+        let found = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.path().join("bin").join(name))
+                    .filter(|p| p.exists())
+                    .max()
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {name} under /usr/lib/postgresql (scripts/services.sh installs PostgreSQL)"
+                )
+            });
+        found.display().to_string()
+    }
+
+    fn as_postgres(args: &[&str]) {
+        let status = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{args:?}");
+    }
+
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status();
+        let data = dir.path().join("pgdata");
+        Self::as_postgres(&[
+            &Self::bin("initdb"),
+            "-D",
+            data.to_str().unwrap(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+        ]);
+        let pg = Self { dir, port };
+        pg.up();
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("pgdata").display().to_string()
+    }
+
+    fn up(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.dir.path().display()
+        );
+        Self::as_postgres(&[
+            &Self::bin("pg_ctl"),
+            "-D",
+            &self.data(),
+            "-o",
+            &options,
+            "-l",
+            &format!("{}/log", self.dir.path().display()),
+            "-w",
+            "start",
+        ]);
+    }
+
+    fn down(&self) {
+        Self::as_postgres(&[
+            &Self::bin("pg_ctl"),
+            "-D",
+            &self.data(),
+            "-m",
+            "fast",
+            "-w",
+            "stop",
+        ]);
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &Self::bin("pg_ctl"),
+                "-D",
+                &self.data(),
+            ])
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The PostgreSQL store stopped for 15 s under load and started again (a restart of the
+/// database server): the node keeps serving, its health says the store is down, and once the
+/// store is back every source row of a mapped table is anchored once, without restarting the
+/// node.
+#[test]
+fn the_postgres_store_restarted_under_load_loses_and_doubles_no_row() {
+    let kafka =
+        std::env::var("LEDGERBRIDGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let pg = PrivatePostgres::start();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let prefix = format!("pgrestart{}.", std::process::id());
+    let props = r#""batch.num.messages" = "1""#;
+    let config =
+        |rate: f64| sample_node_config("pgrestart", &data, &pg.url(), &kafka, &prefix, props, rate);
+    let loaded = dir.path().join("loaded.toml");
+    std::fs::write(&loaded, config(40.0)).unwrap();
+    let quiet = dir.path().join("quiet.toml");
+    std::fs::write(&quiet, config(0.0)).unwrap();
+    let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
+    let (mut node, api) = serve_roles_api(&loaded, "connector,mapper,anchor,api");
+    let api = api.expect("the API's URL");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while mapped_source_rows(&data) < 100 || every_row_once(&data, &pg.url()).2 == 0 {
+        assert!(Instant::now() < deadline, "no load anchored in 120 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let before = mapped_source_rows(&data);
+    pg.down();
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let health = |client: &reqwest::blocking::Client| {
+        let resp = client
+            .get(format!("{api}/api/v1/health"))
+            .send()
+            .expect("the API answers while the store is down");
+        (
+            resp.status().as_u16(),
+            resp.json::<serde_json::Value>().unwrap(),
+        )
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, report) = health(&client);
+    assert_eq!(status, 503, "{report:#}");
+    std::thread::sleep(Duration::from_secs(13));
+    pg.up();
+    let written = mapped_source_rows(&data) - before;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while health(&client).0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "still down 60 s after the store came back"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    terminate(&mut node);
+    let (mut node, api) = serve_roles_api(&quiet, "connector,mapper,anchor,api");
+    let api = api.expect("the API's URL");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let (total, anchored, quarantined) = loop {
+        let (problems, total, anchored, quarantined) = every_row_once(&data, &pg.url());
+        if problems.is_empty() {
+            break (total, anchored, quarantined);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the restart: {problems:#?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let (problems, ..) = every_row_once(&data, &pg.url());
+    assert!(problems.is_empty(), "after the restart: {problems:#?}");
+    assert_reconciled(&api, &data, "after the restart");
+    terminate(&mut node);
+    assert!(
+        written > 0,
+        "the sources wrote nothing while the store was down"
+    );
+    println!(
+        "{total} source rows of 7 mapped tables ({written} written while the store was down for 15 s), {anchored} anchored entries, {quarantined} quarantined"
+    );
+}
+
 /// A tmpfs of `size` mounted at `dir` (tests run as root, as scripts/test.sh requires);
 /// unmounted on drop.
 struct SmallDisk(std::path::PathBuf);

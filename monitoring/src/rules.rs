@@ -669,6 +669,29 @@ pub fn builtin() -> Result<Vec<Rule>, ConfigError> {
     builtin_set().map(|set| set.rules)
 }
 
+/// The text of a shipped rule: its `[[rules]]` table from `monitoring/rules/*.toml`, with the
+/// comments inside it, as a rule file of one rule (what `PUT /api/v1/rules/{id}` takes).
+#[must_use]
+pub fn builtin_text(id: &str) -> Option<String> {
+    BUILTIN_RULES.iter().find_map(|(_, text)| {
+        let doc: toml_edit::DocumentMut = text.parse().ok()?;
+        let table = doc
+            .get("rules")?
+            .as_array_of_tables()?
+            .iter()
+            .find(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))?
+            .clone();
+        // The comments before the table belong to the file (its header) or to the table before.
+        let mut table = table;
+        table.decor_mut().clear();
+        let mut one = toml_edit::ArrayOfTables::new();
+        one.push(table);
+        let mut out = toml_edit::DocumentMut::new();
+        out.insert("rules", toml_edit::Item::ArrayOfTables(one));
+        Some(out.to_string().trim_start().to_owned())
+    })
+}
+
 /// The rules and lookups shipped with the crate.
 ///
 /// # Errors
@@ -1023,5 +1046,16 @@ join = []
                 "land.owners-on-record"
             ]
         );
+    }
+
+    #[test]
+    fn a_shipped_rule_text_parses_back_to_the_same_rule() {
+        for rule in builtin().unwrap() {
+            let text = builtin_text(&rule.id).unwrap();
+            assert!(text.starts_with("[[rules]]"), "{text}");
+            let back = parse(&text, &rule.id).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(back, vec![rule]);
+        }
+        assert_eq!(builtin_text("no.such-rule"), None);
     }
 }
