@@ -325,14 +325,19 @@ fn compare_values(c: &Comparison, left: &J, right: &J) -> Option<bool> {
     Some(c.op.holds(ord))
 }
 
+/// `c` on the two events, each side named by its event type (`customs.declaration
+/// /data/gross_weight_kg = 12 ≠ customs.shipment /data/gross_weight_kg = 15`): the same field of
+/// two events would otherwise read the same.
 fn describe(c: &Comparison, left: &J, right: &J) -> String {
     let show = |ev: &J, p: &str| event::field(ev, p).map_or_else(|| "—".into(), event::key_text);
     let factor = c.factor.map_or(String::new(), |f| format!(" × {f}"));
     format!(
-        "{} = {} {} {} = {}{factor}",
+        "{} {} = {} {} {} {} = {}{factor}",
+        event::event_type(left),
         c.left,
         show(left, &c.left),
         c.op.symbol(),
+        event::event_type(right),
         c.right,
         show(right, &c.right),
     )
@@ -342,6 +347,10 @@ fn describe(c: &Comparison, left: &J, right: &J) -> String {
 fn project(ev: &J, pointers: &[&str]) -> J {
     let mut m = Map::new();
     m.insert("event_id".into(), J::String(event::event_id(ev).to_owned()));
+    m.insert(
+        "event_type".into(),
+        J::String(event::event_type(ev).to_owned()),
+    );
     let mut root = J::Object(m);
     for p in pointers {
         for alt in p.split('|') {

@@ -570,6 +570,14 @@ z_above = 6.0
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].event_ids, ["o2", "d2"]);
         assert_eq!(a[0].key, "2");
+        // Each side of the comparison names its event type (the held declaration's too).
+        assert!(
+            a[0].explanation.contains(
+                "customs.order /data/item_value_krw = 100000 > customs.declaration /data/declared_value_krw = 50000"
+            ),
+            "{}",
+            a[0].explanation
+        );
     }
 
     const LOOKUP_RULES: &str = r#"
