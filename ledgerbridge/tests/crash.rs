@@ -1059,6 +1059,94 @@ fn the_postgres_store_restarted_under_load_loses_and_doubles_no_row() {
     );
 }
 
+/// Resident memory of a process, in MiB (Linux `/proc`).
+fn rss_mib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb / 1024)
+}
+
+/// Backpressure: with no anchoring worker at all (the slowest downstream stage there is) the
+/// connectors and the mapping worker go on under load, the backlog waits in the broker's topics,
+/// and their process's memory stays flat; an anchoring worker started afterwards catches up and
+/// anchors every source row once.
+#[test]
+fn a_stalled_downstream_stage_leaves_memory_flat_and_the_backlog_in_the_broker() {
+    let kafka =
+        std::env::var("LEDGERBRIDGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
+    let db = ledgerbridge_store::testing::TestStore::postgres("crash_backlog");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let prefix = format!("backlog{}.", std::process::id());
+    let props = r#""batch.num.messages" = "1""#;
+    let config = |rate: f64| {
+        sample_node_config("backlog", &data, &db.location, &kafka, &prefix, props, rate)
+    };
+    let loaded = dir.path().join("loaded.toml");
+    std::fs::write(&loaded, config(300.0)).unwrap();
+    let quiet = dir.path().join("quiet.toml");
+    std::fs::write(&quiet, config(0.0)).unwrap();
+    let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
+    let (mut upstream, api) = serve_roles_api(&loaded, "connector,mapper,api");
+    let api = api.expect("the API's URL");
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let mapped = || -> u64 {
+        let m: serde_json::Value = reqwest::blocking::Client::new()
+            .get(format!("{api}/api/v1/mappings"))
+            .bearer_auth(token.trim())
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        m["stats"]["events"].as_u64().unwrap_or(0)
+    };
+    // Warm up, then watch memory while the backlog grows.
+    std::thread::sleep(Duration::from_secs(10));
+    let (start_events, start_rss) = (mapped(), rss_mib(upstream.id()));
+    let mut peak = start_rss;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_secs(1));
+        peak = peak.max(rss_mib(upstream.id()));
+    }
+    let (end_events, end_rss) = (mapped(), rss_mib(upstream.id()));
+    let backlog = end_events - start_events;
+    assert_eq!(every_row_once(&data, &db.location).2, 0, "nothing anchors");
+    println!(
+        "{backlog} events mapped and waiting in the canonical topics over 30 s; connector+mapper resident memory {start_rss} MiB → {end_rss} MiB (peak {peak} MiB)"
+    );
+    assert!(
+        backlog >= 1_000,
+        "too little load to mean anything: {backlog} events"
+    );
+    assert!(
+        peak <= start_rss + 64,
+        "memory grew with the backlog: {start_rss} MiB → peak {peak} MiB over {backlog} events"
+    );
+    terminate(&mut upstream);
+    // The stalled stage comes back and catches up.
+    let (mut node, api) = serve_roles_api(&quiet, "connector,mapper,anchor,api");
+    let api = api.expect("the API's URL");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let (problems, ..) = every_row_once(&data, &db.location);
+        if problems.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backlog was not caught up: {problems:#?}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_reconciled(&api, &data, "after the backlog");
+    terminate(&mut node);
+}
+
 /// A tmpfs of `size` mounted at `dir` (tests run as root, as scripts/test.sh requires);
 /// unmounted on drop.
 struct SmallDisk(std::path::PathBuf);
