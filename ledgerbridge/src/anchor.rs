@@ -104,42 +104,66 @@ impl Decoders {
     }
 
     /// The canonical event of a record of `<prefix>canonical.<event_type>`.
-    pub(crate) fn decode(&mut self, event_type: &str, bytes: &[u8]) -> Result<J, String> {
-        let id = ledgerbridge_mappings::avro::schema_id(bytes).map_err(|e| e.to_string())?;
+    pub(crate) fn decode(&mut self, event_type: &str, bytes: &[u8]) -> Result<J, Unreadable> {
+        let id = ledgerbridge_mappings::avro::schema_id(bytes)
+            .map_err(|e| Unreadable::Invalid(e.to_string()))?;
         let (avro, _) = self.get(event_type, id)?;
-        ledgerbridge_mappings::avro::decode(&avro, bytes).map_err(|e| e.to_string())
+        ledgerbridge_mappings::avro::decode(&avro, bytes)
+            .map_err(|e| Unreadable::Invalid(e.to_string()))
     }
 
     fn get(
         &mut self,
         event_type: &str,
         id: u32,
-    ) -> Result<(Arc<CanonicalAvro>, Arc<CanonicalSchema>), String> {
+    ) -> Result<(Arc<CanonicalAvro>, Arc<CanonicalSchema>), Unreadable> {
         if let Some(found) = self.by_id.get(&id) {
             return Ok(found.clone());
         }
-        let text = self
-            .registry
-            .schema(i64::from(id))
-            .map_err(|e| format!("schema {id}: {e}"))?;
+        let text = self.registry.schema(i64::from(id)).map_err(|e| match e {
+            // The store behind the registry is down: the record is fine, try again later.
+            ledgerbridge_registry::RegistryError::Store(_) => {
+                Unreadable::Unavailable(format!("schema {id}: {e}"))
+            }
+            other => Unreadable::Invalid(format!("schema {id}: {other}")),
+        })?;
+        let invalid = Unreadable::Invalid;
         let registered = apache_avro::Schema::parse_str(&text)
-            .map_err(|e| format!("schema {id}: {e}"))?
+            .map_err(|e| invalid(format!("schema {id}: {e}")))?
             .canonical_form();
         for schema in self.mappings.schemas() {
             if schema.event_type != event_type {
                 continue;
             }
             let avro = ledgerbridge_mappings::avro::canonical_schema(&schema.json)
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| invalid(e.to_string()))?;
             if avro.schema.canonical_form() == registered {
                 let found = (Arc::new(avro), schema);
                 self.by_id.insert(id, found.clone());
                 return Ok(found);
             }
         }
-        Err(format!(
+        Err(invalid(format!(
             "schema {id} is no version of {event_type} this node knows"
-        ))
+        )))
+    }
+}
+
+/// Why a canonical record could not be read.
+#[derive(Debug)]
+pub(crate) enum Unreadable {
+    /// The record itself is wrong (no schema id, a schema this node does not know, bytes that do
+    /// not decode): quarantine it.
+    Invalid(String),
+    /// Something it needs is down (the store behind the registry): retry, never quarantine.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for Unreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(m) | Self::Unavailable(m) => f.write_str(m),
+        }
     }
 }
 
@@ -206,16 +230,18 @@ async fn process(
         ctx.stats.consumed.fetch_add(1, Ordering::Relaxed);
         let event_type = d.topic.strip_prefix(&canonical).unwrap_or(&d.topic);
         let decoded = ledgerbridge_mappings::avro::schema_id(&d.record.value)
-            .map_err(|e| e.to_string())
+            .map_err(|e| Unreadable::Invalid(e.to_string()))
             .and_then(|id| decoders.get(event_type, id))
             .and_then(|(avro, schema)| {
                 ledgerbridge_mappings::avro::decode(&avro, &d.record.value)
                     .map(|event| (event, schema))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| Unreadable::Invalid(e.to_string()))
             });
         let (event, schema) = match decoded {
             Ok(x) => x,
-            Err(reason) => {
+            // The whole batch is retried (nothing of it is committed).
+            Err(Unreadable::Unavailable(reason)) => return Err(reason),
+            Err(Unreadable::Invalid(reason)) => {
                 failed.push((d, format!("cannot read the canonical event: {reason}")));
                 continue;
             }

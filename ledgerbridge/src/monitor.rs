@@ -15,7 +15,7 @@ use ledgerbridge_monitoring::Monitor;
 use ledgerbridge_registry::Registry;
 use ledgerbridge_store::{Store, StoredAlert};
 
-use crate::anchor::Decoders;
+use crate::anchor::{Decoders, Unreadable};
 
 const STATE_KEY: &str = "monitor.state";
 const SAVE_EVERY: Duration = Duration::from_secs(10);
@@ -80,15 +80,31 @@ async fn save(ctx: &MonitorContext, monitor: &Monitor) -> Result<(), String> {
         .map_err(|e| format!("saving the rules' state: {e}"))
 }
 
+/// Waits `secs` seconds, or less when `stop` turns true; returns whether it did.
+async fn pause(stop: &mut tokio::sync::watch::Receiver<bool>, secs: u64) -> bool {
+    if *stop.borrow() {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_secs(secs)) => {}
+        _ = stop.changed() => {}
+    }
+    *stop.borrow()
+}
+
+/// Feeds a batch to the rules and stores and publishes what they raise. The store being down
+/// (the registry behind the decoders, the alerts table) is waited out, never skipped: decoding
+/// is retried before any rule sees the batch, and storing the alerts (deduplicated by their
+/// key) is retried after. Returns false when the node stops first: the batch's offsets must not
+/// be committed then, nor the state saved.
 async fn alerts(
     ctx: &MonitorContext,
     monitor: &mut Monitor,
     decoders: &mut Decoders,
     batch: &[Delivered],
-) -> Result<(), String> {
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<bool, String> {
     let canonical = format!("{}canonical.", ctx.prefix);
-    let now = chrono::Utc::now().timestamp_millis();
-    let mut raised = Vec::new();
     // Reference data first: a lookup row read in the same batch as the events it is joined into
     // is in the table before they are.
     let type_of = |d: &Delivered| -> String {
@@ -99,30 +115,38 @@ async fn alerts(
     };
     let mut ordered: Vec<&Delivered> = batch.iter().collect();
     ordered.sort_by_key(|d| !monitor.fills_lookup(&type_of(d)));
-    for d in ordered {
-        let event_type = type_of(d);
-        match decoders.decode(&event_type, &d.record.value) {
-            Ok(event) => {
-                ctx.stats.events.fetch_add(1, Ordering::Relaxed);
-                raised.extend(monitor.process(&event, now));
-            }
-            Err(e) => {
-                tracing::warn!(topic = %d.topic, offset = d.offset, "monitoring skips an unreadable event: {e}")
+    let mut attempt = 0u64;
+    let events = 'decode: loop {
+        let mut events = Vec::with_capacity(ordered.len());
+        for d in &ordered {
+            match decoders.decode(&type_of(d), &d.record.value) {
+                Ok(event) => events.push(event),
+                Err(Unreadable::Invalid(e)) => {
+                    tracing::warn!(topic = %d.topic, offset = d.offset, "monitoring skips an unreadable event: {e}");
+                }
+                Err(Unreadable::Unavailable(e)) => {
+                    attempt += 1;
+                    tracing::warn!("monitoring worker: {e}; retrying (attempt {attempt})");
+                    if pause(stop, attempt.min(30)).await {
+                        return Ok(false);
+                    }
+                    continue 'decode;
+                }
             }
         }
+        break events;
+    };
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut raised = Vec::new();
+    for event in &events {
+        ctx.stats.events.fetch_add(1, Ordering::Relaxed);
+        raised.extend(monitor.process(event, now));
     }
     if raised.is_empty() {
-        return Ok(());
+        return Ok(true);
     }
     let rows: Vec<StoredAlert> = raised.iter().map(stored).collect();
-    let store = ctx.store.clone();
-    let to_store = rows.clone();
-    let added = tokio::task::spawn_blocking(move || store.insert_alerts(&to_store))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("storing alerts: {e}"))?;
-    ctx.stats.alerts.fetch_add(added as u64, Ordering::Relaxed);
-    let records = rows
+    let records: Vec<Record> = rows
         .iter()
         .map(|a| {
             Record::new(
@@ -133,11 +157,35 @@ async fn alerts(
         })
         .collect();
     let topic = format!("{}alerts", ctx.prefix);
-    ctx.bus
-        .publish(&topic, records)
-        .await
-        .map_err(|e| format!("publishing to {topic}: {e}"))?;
-    Ok(())
+    let mut attempt = 0u64;
+    loop {
+        let store = ctx.store.clone();
+        let to_store = rows.clone();
+        let stored = tokio::task::spawn_blocking(move || store.insert_alerts(&to_store))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("storing alerts: {e}"));
+        let outcome = match stored {
+            Ok(added) => {
+                ctx.stats.alerts.fetch_add(added as u64, Ordering::Relaxed);
+                ctx.bus
+                    .publish(&topic, records.clone())
+                    .await
+                    .map_err(|e| format!("publishing to {topic}: {e}"))
+            }
+            Err(e) => Err(e),
+        };
+        match outcome {
+            Ok(_) => return Ok(true),
+            Err(e) => {
+                attempt += 1;
+                tracing::warn!("monitoring worker: {e}; retrying (attempt {attempt})");
+                if pause(stop, attempt.min(30)).await {
+                    return Ok(false);
+                }
+            }
+        }
+    }
 }
 
 /// How often the worker looks for rule versions edited through the API.
@@ -255,9 +303,17 @@ pub(crate) async fn run(
     loop {
         let stopping = *stop.borrow();
         if stopping || saved.elapsed() >= SAVE_EVERY {
-            save(&ctx, &monitor).await?;
-            ledgerbridge_bus::commit_batch(&mut *consumer, &pending).await;
-            pending.clear();
+            // The offsets are committed only with the state that reflects them; a store that is
+            // down defers both (the events since are read again after a restart).
+            match save(&ctx, &monitor).await {
+                Ok(()) => {
+                    ledgerbridge_bus::commit_batch(&mut *consumer, &pending).await;
+                    pending.clear();
+                }
+                Err(e) => {
+                    tracing::warn!("monitoring worker: {e}; the offsets wait for the next save")
+                }
+            }
             saved = Instant::now();
             if stopping {
                 return Ok(());
@@ -282,7 +338,11 @@ pub(crate) async fn run(
         if batch.is_empty() {
             continue;
         }
-        alerts(&ctx, &mut monitor, &mut decoders, &batch).await?;
+        if !alerts(&ctx, &mut monitor, &mut decoders, &batch, &mut stop).await? {
+            // Stopped while the store was down: the batch is read again at the next start, into
+            // the state saved with the last committed offsets.
+            return Ok(());
+        }
         pending.extend(batch);
     }
 }

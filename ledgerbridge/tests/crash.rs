@@ -846,6 +846,11 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
         written > 0,
         "the sources wrote nothing while the broker was paused"
     );
+    // Waited out, never a reason to quarantine.
+    assert_eq!(
+        quarantined, 0,
+        "records quarantined because the broker was paused"
+    );
     println!(
         "{total} source rows of 7 mapped tables ({written} written while the broker was paused for 30 s), {anchored} anchored entries, {quarantined} quarantined"
     );
@@ -992,7 +997,8 @@ fn the_postgres_store_restarted_under_load_loses_and_doubles_no_row() {
     let quiet = dir.path().join("quiet.toml");
     std::fs::write(&quiet, config(0.0)).unwrap();
     let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
-    let (mut node, api) = serve_roles_api(&loaded, "connector,mapper,anchor,api");
+    // Every role in one process: the monitoring worker must wait the store out too.
+    let (mut node, api) = serve_roles_api(&loaded, "connector,mapper,anchor,monitor,api");
     let api = api.expect("the API's URL");
     let deadline = Instant::now() + Duration::from_secs(120);
     while mapped_source_rows(&data) < 100 || every_row_once(&data, &pg.url()).2 == 0 {
@@ -1029,9 +1035,31 @@ fn the_postgres_store_restarted_under_load_loses_and_doubles_no_row() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    // The monitoring worker is still at work (it does not give up on a store that went away).
+    let monitored = |client: &reqwest::blocking::Client| -> f64 {
+        let text = client
+            .get(format!("{api}/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("ledgerbridge_monitor_events "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no ledgerbridge_monitor_events in {text}"))
+    };
+    let after_restart = monitored(&client);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while monitored(&client) <= after_restart {
+        assert!(
+            Instant::now() < deadline,
+            "the monitoring worker stopped with the store"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     std::thread::sleep(Duration::from_secs(5));
     terminate(&mut node);
-    let (mut node, api) = serve_roles_api(&quiet, "connector,mapper,anchor,api");
+    let (mut node, api) = serve_roles_api(&quiet, "connector,mapper,anchor,monitor,api");
     let api = api.expect("the API's URL");
     let deadline = Instant::now() + Duration::from_secs(240);
     let (total, anchored, quarantined) = loop {
@@ -1053,6 +1081,11 @@ fn the_postgres_store_restarted_under_load_loses_and_doubles_no_row() {
     assert!(
         written > 0,
         "the sources wrote nothing while the store was down"
+    );
+    // Waited out, never a reason to quarantine.
+    assert_eq!(
+        quarantined, 0,
+        "records quarantined because the store was down"
     );
     println!(
         "{total} source rows of 7 mapped tables ({written} written while the store was down for 15 s), {anchored} anchored entries, {quarantined} quarantined"
