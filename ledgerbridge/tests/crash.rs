@@ -692,6 +692,67 @@ fn assert_reconciled(api: &str, data: &std::path::Path, context: &str) {
     }
 }
 
+/// Waits until the sample systems under `data` hold 100 rows of the mapped tables and something
+/// is anchored in the store at `pg_url`.
+fn wait_for_load(data: &std::path::Path, pg_url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while mapped_source_rows(data) < 100 || every_row_once(data, pg_url).2 == 0 {
+        assert!(Instant::now() < deadline, "no load anchored in 120 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// `GET /api/v1/health` of the node at `api`, answered even while a part is down.
+fn health(client: &reqwest::blocking::Client, api: &str) -> (u16, serde_json::Value) {
+    let resp = client
+        .get(format!("{api}/api/v1/health"))
+        .send()
+        .expect("the API answers while a part is down");
+    (
+        resp.status().as_u16(),
+        resp.json::<serde_json::Value>().unwrap(),
+    )
+}
+
+/// Waits up to 60 s for the node's health to be up again (without a restart) after `what`.
+fn wait_healthy(client: &reqwest::blocking::Client, api: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while health(client, api).0 != 200 {
+        assert!(Instant::now() < deadline, "still down 60 s after {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Starts the node of `quiet` (no new rows) with `roles`, waits until every source row is
+/// anchored once and the node's reconciliation agrees, stops it; returns the source rows, the
+/// anchored entries and the quarantined records.
+fn caught_up(
+    quiet: &str,
+    roles: &str,
+    data: &std::path::Path,
+    pg_url: &str,
+    context: &str,
+) -> (usize, usize, usize) {
+    let (mut node, api) = serve_roles_api(quiet, roles);
+    let api = api.expect("the API's URL");
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        let (problems, ..) = every_row_once(data, pg_url);
+        if problems.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{context}: {problems:#?}");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // Settled: nothing arriving later changes the verdict.
+    std::thread::sleep(Duration::from_secs(3));
+    let (problems, total, anchored, quarantined) = every_row_once(data, pg_url);
+    assert!(problems.is_empty(), "{context}: {problems:#?}");
+    assert_reconciled(&api, data, context);
+    terminate(&mut node);
+    (total, anchored, quarantined)
+}
+
 /// A private tansu broker (the binary scripts/services.sh builds, `LEDGERBRIDGE_TEST_TANSU`) on
 /// a free port, in memory, killed on drop: the tests that pause it must not pause the shared one.
 struct Broker {
@@ -780,11 +841,7 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
     let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
     let (mut node, api) = serve_roles_api(&loaded, "connector,mapper,anchor,api");
     let api = api.expect("the API's URL");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while mapped_source_rows(&data) < 100 || every_row_once(&data, &db.location).2 == 0 {
-        assert!(Instant::now() < deadline, "no load anchored in 120 s");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_load(&data, &db.location);
     let before = mapped_source_rows(&data);
     broker.signal("STOP");
     let paused = Instant::now();
@@ -793,17 +850,7 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
         .timeout(Duration::from_secs(15))
         .build()
         .unwrap();
-    let health = |client: &reqwest::blocking::Client| {
-        let resp = client
-            .get(format!("{api}/api/v1/health"))
-            .send()
-            .expect("the API answers while the broker is paused");
-        (
-            resp.status().as_u16(),
-            resp.json::<serde_json::Value>().unwrap(),
-        )
-    };
-    let (status, report) = health(&client);
+    let (status, report) = health(&client, &api);
     assert_eq!(status, 503, "{report:#}");
     let bus = report["components"]
         .as_array()
@@ -816,32 +863,16 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
     broker.signal("CONT");
     let written = mapped_source_rows(&data) - before;
     // Back up without a restart once the broker answers again.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while health(&client).0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "still down 60 s after the broker came back"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_healthy(&client, &api, "the broker came back");
     std::thread::sleep(Duration::from_secs(5));
     terminate(&mut node);
-    let (mut node, api) = serve_roles_api(&quiet, "connector,mapper,anchor,api");
-    let api = api.expect("the API's URL");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let (total, anchored, quarantined) = loop {
-        let (problems, total, anchored, quarantined) = every_row_once(&data, &db.location);
-        if problems.is_empty() {
-            break (total, anchored, quarantined);
-        }
-        assert!(Instant::now() < deadline, "after the pause: {problems:#?}");
-        std::thread::sleep(Duration::from_secs(1));
-    };
-    std::thread::sleep(Duration::from_secs(3));
-    let (problems, ..) = every_row_once(&data, &db.location);
-    assert!(problems.is_empty(), "after the pause: {problems:#?}");
-    assert_reconciled(&api, &data, "after the pause");
-    terminate(&mut node);
+    let (total, anchored, quarantined) = caught_up(
+        &quiet,
+        "connector,mapper,anchor,api",
+        &data,
+        &db.location,
+        "after the pause",
+    );
     assert!(
         written > 0,
         "the sources wrote nothing while the broker was paused"
@@ -1000,41 +1031,20 @@ fn the_postgres_store_restarted_under_load_loses_and_doubles_no_row() {
     // Every role in one process: the monitoring worker must wait the store out too.
     let (mut node, api) = serve_roles_api(&loaded, "connector,mapper,anchor,monitor,api");
     let api = api.expect("the API's URL");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while mapped_source_rows(&data) < 100 || every_row_once(&data, &pg.url()).2 == 0 {
-        assert!(Instant::now() < deadline, "no load anchored in 120 s");
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for_load(&data, &pg.url());
     let before = mapped_source_rows(&data);
     pg.down();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let health = |client: &reqwest::blocking::Client| {
-        let resp = client
-            .get(format!("{api}/api/v1/health"))
-            .send()
-            .expect("the API answers while the store is down");
-        (
-            resp.status().as_u16(),
-            resp.json::<serde_json::Value>().unwrap(),
-        )
-    };
     std::thread::sleep(Duration::from_secs(2));
-    let (status, report) = health(&client);
+    let (status, report) = health(&client, &api);
     assert_eq!(status, 503, "{report:#}");
     std::thread::sleep(Duration::from_secs(13));
     pg.up();
     let written = mapped_source_rows(&data) - before;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while health(&client).0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "still down 60 s after the store came back"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_healthy(&client, &api, "the store came back");
     // The monitoring worker is still at work (it does not give up on a store that went away).
     let monitored = |client: &reqwest::blocking::Client| -> f64 {
         let text = client
@@ -1059,25 +1069,13 @@ fn the_postgres_store_restarted_under_load_loses_and_doubles_no_row() {
     }
     std::thread::sleep(Duration::from_secs(5));
     terminate(&mut node);
-    let (mut node, api) = serve_roles_api(&quiet, "connector,mapper,anchor,monitor,api");
-    let api = api.expect("the API's URL");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let (total, anchored, quarantined) = loop {
-        let (problems, total, anchored, quarantined) = every_row_once(&data, &pg.url());
-        if problems.is_empty() {
-            break (total, anchored, quarantined);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "after the restart: {problems:#?}"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    };
-    std::thread::sleep(Duration::from_secs(3));
-    let (problems, ..) = every_row_once(&data, &pg.url());
-    assert!(problems.is_empty(), "after the restart: {problems:#?}");
-    assert_reconciled(&api, &data, "after the restart");
-    terminate(&mut node);
+    let (total, anchored, quarantined) = caught_up(
+        &quiet,
+        "connector,mapper,anchor,monitor,api",
+        &data,
+        &pg.url(),
+        "after the restart",
+    );
     assert!(
         written > 0,
         "the sources wrote nothing while the store was down"
@@ -1162,22 +1160,13 @@ fn a_stalled_downstream_stage_leaves_memory_flat_and_the_backlog_in_the_broker()
     );
     terminate(&mut upstream);
     // The stalled stage comes back and catches up.
-    let (mut node, api) = serve_roles_api(&quiet, "connector,mapper,anchor,api");
-    let api = api.expect("the API's URL");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let (problems, ..) = every_row_once(&data, &db.location);
-        if problems.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the backlog was not caught up: {problems:#?}"
-        );
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    assert_reconciled(&api, &data, "after the backlog");
-    terminate(&mut node);
+    caught_up(
+        &quiet,
+        "connector,mapper,anchor,api",
+        &data,
+        &db.location,
+        "the backlog caught up",
+    );
 }
 
 /// A tmpfs of `size` mounted at `dir` (tests run as root, as scripts/test.sh requires);
