@@ -142,8 +142,10 @@ impl Store {
             })
             .map_err(|e| connect(format!("{}: {e}", path.display())))?;
         let manager = ConnectionManager::<AnyConnection>::new(url);
+        // Readers (the API, the integrity monitor) go on beside the one writer in WAL mode; with
+        // every worker writing, four connections left API requests waiting for a free one.
         let pool = Pool::builder()
-            .max_size(4)
+            .max_size(8)
             .min_idle(Some(1))
             .connection_customizer(Box::new(SqlitePragmas))
             .connection_timeout(Duration::from_secs(10))
