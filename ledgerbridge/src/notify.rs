@@ -110,9 +110,11 @@ pub(crate) fn mailer(
     let params = || -> Result<TlsParameters, String> {
         let mut b = TlsParameters::builder(host.to_owned());
         if let Some(pem) = ca {
-            for block in pem_blocks(pem) {
+            use rustls_pki_types::pem::PemObject as _;
+            for der in rustls_pki_types::CertificateDer::pem_slice_iter(pem) {
+                let der = der.map_err(|x| format!("monitoring.tls_ca_file: {x}"))?;
                 b = b.add_root_certificate(
-                    Certificate::from_pem(block.as_bytes())
+                    Certificate::from_der(der.to_vec())
                         .map_err(|x| format!("monitoring.tls_ca_file: {x}"))?,
                 );
             }
@@ -154,23 +156,6 @@ pub(crate) fn mailer(
         builder = builder.credentials(Credentials::new(user.clone(), password));
     }
     Ok(builder.build())
-}
-
-/// The `-----BEGIN CERTIFICATE-----` blocks of a PEM bundle, each as its own PEM text.
-fn pem_blocks(pem: &[u8]) -> Vec<String> {
-    const END: &str = "-----END CERTIFICATE-----";
-    let text = String::from_utf8_lossy(pem);
-    let mut out = Vec::new();
-    let mut rest = text.as_ref();
-    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
-        let Some(len) = rest[start..].find(END) else {
-            break;
-        };
-        let end = start + len + END.len();
-        out.push(format!("{}\n", &rest[start..end]));
-        rest = &rest[end..];
-    }
-    out
 }
 
 /// The text of one alert in a mail.
