@@ -51,7 +51,11 @@ impl Role {
 
 pub(crate) fn run(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
     init_logging(&config)?;
+    // At least four workers: a task that blocks one for a moment (a library's synchronous call)
+    // must not stall the HTTP server and the other stages on a two-core machine.
+    let workers = std::thread::available_parallelism().map_or(4, |n| n.get().max(4));
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

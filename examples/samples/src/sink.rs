@@ -133,8 +133,9 @@ pub enum Sink {
     Sqlite {
         /// For messages.
         name: String,
-        /// The connection.
-        conn: SqliteConnection,
+        /// The connection, shared with the blocking thread a batch is written on (diesel's
+        /// SQLite calls block: on an async worker they would stall every task beside them).
+        conn: std::sync::Arc<std::sync::Mutex<SqliteConnection>>,
     },
     /// Manifest files.
     Directory {
@@ -214,7 +215,10 @@ impl Sink {
                     .map_err(|e| Error::backend(&name, "opening", e))?;
                 conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000;")
                     .map_err(|e| Error::backend(&name, "setting WAL mode", e))?;
-                Ok(Self::Sqlite { name, conn })
+                Ok(Self::Sqlite {
+                    name,
+                    conn: std::sync::Arc::new(std::sync::Mutex::new(conn)),
+                })
             }
             Target::Directory(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -266,6 +270,14 @@ impl Sink {
                     .await
                     .map_err(|e| Error::backend(&name, what(), e))?,
                 Self::Sqlite { conn, .. } => conn
+                    .lock()
+                    .map_err(|_| {
+                        Error::backend(
+                            &name,
+                            what(),
+                            std::io::Error::other("the connection was poisoned"),
+                        )
+                    })?
                     .batch_execute(&stmt)
                     .map_err(|e| Error::backend(&name, what(), e))?,
                 Self::Directory { .. } => {}
@@ -297,10 +309,19 @@ impl Sink {
                 .await
                 .map_err(|e| Error::backend(&name, what(), e))
                 .map(Option::unwrap_or_default),
-            Self::Sqlite { conn, .. } => diesel::sql_query(&sql)
-                .get_result::<MaxId>(conn)
-                .map(|m| m.n)
-                .map_err(|e| Error::backend(&name, what(), e)),
+            Self::Sqlite { conn, .. } => {
+                let mut conn = conn.lock().map_err(|_| {
+                    Error::backend(
+                        &name,
+                        what(),
+                        std::io::Error::other("the connection was poisoned"),
+                    )
+                })?;
+                diesel::sql_query(&sql)
+                    .get_result::<MaxId>(&mut *conn)
+                    .map(|m| m.n)
+                    .map_err(|e| Error::backend(&name, what(), e))
+            }
             Self::Directory { .. } => Ok(0),
         }
     }
@@ -373,21 +394,31 @@ impl Sink {
                     .map_err(|e| Error::backend(&name, "COMMIT", e))?;
             }
             Self::Sqlite { conn, .. } => {
-                let result = conn.transaction::<_, diesel::result::Error, _>(|c| {
-                    let mut got = Vec::new();
-                    for (table, sql) in &inserts {
-                        for r in diesel::sql_query(sql).load::<Returned>(c)? {
-                            got.push((*table, r.pk, r.bkey));
+                let conn = std::sync::Arc::clone(conn);
+                let result = tokio::task::spawn_blocking(move || {
+                    let mut conn = conn
+                        .lock()
+                        .map_err(|_| "the connection was poisoned".to_owned())?;
+                    conn.transaction::<_, diesel::result::Error, _>(|c| {
+                        let mut got = Vec::new();
+                        for (table, sql) in &inserts {
+                            for r in diesel::sql_query(sql).load::<Returned>(c)? {
+                                got.push((*table, r.pk, r.bkey));
+                            }
                         }
-                    }
-                    for sql in &updates {
-                        c.batch_execute(sql)?;
-                    }
-                    Ok(got)
-                });
-                for (table, pk, key) in
-                    result.map_err(|e| Error::backend(&name, "writing a batch", e))?
-                {
+                        for sql in &updates {
+                            c.batch_execute(sql)?;
+                        }
+                        Ok(got)
+                    })
+                    .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
+                for (table, pk, key) in result.map_err(|e| {
+                    Error::backend(&name, "writing a batch", std::io::Error::other(e))
+                })? {
                     record(table, pk, key);
                 }
             }
