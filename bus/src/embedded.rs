@@ -278,6 +278,9 @@ impl EmbeddedLog {
     }
 }
 
+/// Below this many free bytes the log's disk counts as full (its health says so).
+const MIN_FREE_BYTES: u64 = 4 << 20;
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -710,9 +713,31 @@ impl Bus for EmbeddedLog {
     async fn health(&self) -> Result<String> {
         let dir = self.inner.dir.clone();
         let probe = dir.join("LOCK");
-        tokio::task::spawn_blocking(move || fs::metadata(&probe).map_err(io_err("stat", &probe)))
-            .await
-            .map_err(|e| BusError::Corrupt(e.to_string()))??;
+        let stat = dir.clone();
+        let free = tokio::task::spawn_blocking(move || {
+            fs::metadata(&probe).map_err(io_err("stat", &probe))?;
+            rustix::fs::statvfs(&stat)
+                .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+                .map_err(|e| BusError::Io {
+                    action: "statvfs",
+                    path: stat.display().to_string(),
+                    source: e.into(),
+                })
+        })
+        .await
+        .map_err(|e| BusError::Corrupt(e.to_string()))??;
+        if free < MIN_FREE_BYTES {
+            return Err(BusError::Io {
+                action: "check the free space of",
+                path: dir.display().to_string(),
+                source: std::io::Error::new(
+                    ErrorKind::StorageFull,
+                    format!(
+                        "the disk is full ({free} bytes left); appends fail until space returns"
+                    ),
+                ),
+            });
+        }
         Ok(format!(
             "embedded log at {}, topics: {}",
             dir.display(),

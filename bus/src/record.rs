@@ -59,6 +59,25 @@ pub struct Delivered {
     pub record: Record,
 }
 
+impl Delivered {
+    /// Where it was read: `topic:partition:offset`.
+    #[must_use]
+    pub fn position(&self) -> String {
+        format!("{}:{}:{}", self.topic, self.partition, self.offset)
+    }
+
+    /// The record's key as text (lossy), empty without one.
+    #[must_use]
+    pub fn key_text(&self) -> String {
+        self.record
+            .key
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .into_owned()
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

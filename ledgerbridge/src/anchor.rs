@@ -210,12 +210,23 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// Anchors one batch; returns when every event is in the ledger or quarantined.
-async fn process(
+/// A batch decoded and routed, ready to append: its entries by channel (each with its
+/// extraction time) and the records to quarantine.
+struct Routed {
+    by_channel: BTreeMap<String, Vec<(NewEntry, i64)>>,
+    failed: Vec<NewQuarantined>,
+}
+
+/// Decodes a batch and routes each event to its channel (the CPU-bound half of anchoring; it runs
+/// while the previous batch is being appended).
+///
+/// # Errors
+/// Something the batch needs is unavailable (the store behind the registry): retry it all.
+async fn route(
     ctx: &AnchorContext,
     decoders: &mut Decoders,
     batch: &[Delivered],
-) -> Result<(), String> {
+) -> Result<Routed, String> {
     let canonical = format!("{}canonical.", ctx.prefix);
     let mut by_channel: BTreeMap<String, Vec<(NewEntry, i64)>> = BTreeMap::new();
     let mut failed = Vec::new();
@@ -242,12 +253,15 @@ async fn process(
             // The whole batch is retried (nothing of it is committed).
             Err(Unreadable::Unavailable(reason)) => return Err(reason),
             Err(Unreadable::Invalid(reason)) => {
-                failed.push((d, format!("cannot read the canonical event: {reason}")));
+                failed.push(quarantine_row(
+                    d,
+                    format!("cannot read the canonical event: {reason}"),
+                ));
                 continue;
             }
         };
         if !channels.contains(&schema.channel) {
-            failed.push((
+            failed.push(quarantine_row(
                 d,
                 format!(
                     "channel `{}` of {} is not kept by this node (ledger.channels)",
@@ -272,6 +286,26 @@ async fn process(
             extracted,
         ));
     }
+    Ok(Routed { by_channel, failed })
+}
+
+/// A record that cannot be anchored, for the quarantine.
+fn quarantine_row(d: &Delivered, reason: String) -> NewQuarantined {
+    NewQuarantined {
+        stage: "anchor",
+        source: d.topic.clone(),
+        stream: d.topic.clone(),
+        position: d.position(),
+        reason,
+        payload: d.key_text(),
+        errors: "[]".into(),
+        mapping: String::new(),
+    }
+}
+
+/// Appends a routed batch; returns when every event is in the ledger or quarantined.
+async fn append(ctx: AnchorContext, routed: Routed) -> Result<(), String> {
+    let Routed { by_channel, failed } = routed;
     for (channel, entries) in by_channel {
         let ledger = ctx.ledger.clone();
         let (batch, extracted): (Vec<NewEntry>, Vec<i64>) = entries.into_iter().unzip();
@@ -293,33 +327,14 @@ async fn process(
         }
     }
     if !failed.is_empty() {
-        let rows: Vec<NewQuarantined> = failed
-            .iter()
-            .map(|(d, reason)| NewQuarantined {
-                stage: "anchor",
-                source: d.topic.clone(),
-                stream: d.topic.clone(),
-                position: format!("{}:{}:{}", d.topic, d.partition, d.offset),
-                reason: reason.clone(),
-                payload: d
-                    .record
-                    .key
-                    .as_deref()
-                    .map(String::from_utf8_lossy)
-                    .unwrap_or_default()
-                    .into_owned(),
-                errors: "[]".into(),
-                mapping: String::new(),
-            })
-            .collect();
-        for r in &rows {
+        for r in &failed {
             tracing::warn!(position = %r.position, "not anchored, quarantined: {}", r.reason);
         }
         ctx.stats
             .quarantined
-            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+            .fetch_add(failed.len() as u64, Ordering::Relaxed);
         let store = ctx.store.clone();
-        tokio::task::spawn_blocking(move || store.quarantine(&rows))
+        tokio::task::spawn_blocking(move || store.quarantine(&failed))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("quarantining: {e}"))?;
@@ -341,7 +356,6 @@ pub(crate) fn canonical_topics(mappings: &Mappings, prefix: &str) -> Vec<String>
         .collect()
 }
 
-/// Runs until `stop` turns true, in the consumer group `<prefix>anchor`.
 /// How often the longest recent latency is recorded for the integrity monitor.
 const LAG_EVERY: Duration = Duration::from_secs(5);
 
@@ -365,6 +379,30 @@ async fn record_lag(ctx: &AnchorContext) {
     }
 }
 
+/// Most canonical records read (and held decoded) at once; one batch is appended while the
+/// next is decoded, so at most two are in memory.
+const BATCH: usize = 10_000;
+
+/// An append in flight and the records whose offsets it commits once it succeeds.
+type InFlight = (tokio::task::JoinHandle<Result<(), String>>, Vec<Delivered>);
+
+/// Waits for the append in flight; commits its offsets when it succeeded.
+async fn settle(
+    consumer: &mut dyn ledgerbridge_bus::Consumer,
+    pending: &mut Option<InFlight>,
+) -> Result<(), String> {
+    let Some((task, batch)) = pending.take() else {
+        return Ok(());
+    };
+    task.await.map_err(|e| e.to_string())??;
+    ledgerbridge_bus::commit_batch(consumer, &batch).await;
+    Ok(())
+}
+
+/// Runs until `stop` turns true, in the consumer group `<prefix>anchor`. Appends are serial and
+/// in order; the decoding of batch n+1 overlaps the append of batch n, whose offsets are
+/// committed once it is durable. A failure anywhere drops what was read after the last commit
+/// and reads it again.
 pub(crate) async fn run(
     ctx: AnchorContext,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -379,38 +417,61 @@ pub(crate) async fn run(
     let mut decoders = Decoders::new(ctx.registry.clone(), Arc::clone(&ctx.mappings));
     let mut failures = 0u32;
     let mut lag_recorded = std::time::Instant::now();
+    let mut pending: Option<InFlight> = None;
     tracing::info!(topics = topics.len(), "anchoring worker running");
     while !*stop.borrow() {
         if lag_recorded.elapsed() >= LAG_EVERY {
             lag_recorded = std::time::Instant::now();
             record_lag(&ctx).await;
         }
+        // With an append in flight, only take what is already there.
+        let wait = Duration::from_millis(if pending.is_some() { 10 } else { 200 });
         let batch = tokio::select! {
-            r = consumer.poll(5_000, Duration::from_millis(200)) => r,
+            r = consumer.poll(BATCH, wait) => r,
             _ = stop.changed() => break,
         };
-        let batch = match batch {
-            Ok(b) if b.is_empty() => continue,
-            Ok(b) => b,
+        let outcome = match batch {
+            Ok(batch) if batch.is_empty() => settle(&mut *consumer, &mut pending).await,
+            Ok(batch) => {
+                let started = std::time::Instant::now();
+                let routed = route(&ctx, &mut decoders, &batch).await;
+                tracing::debug!(
+                    events = batch.len(),
+                    decode_ms = started.elapsed().as_millis(),
+                    "decoded a batch"
+                );
+                // The previous append settles before this batch's starts.
+                match settle(&mut *consumer, &mut pending).await.and(routed) {
+                    Ok(routed) => {
+                        pending = Some((tokio::spawn(append(ctx.clone(), routed)), batch));
+                        Ok(())
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Err(e) => {
                 tracing::warn!("anchoring worker: reading the canonical topics: {e}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+                settle(&mut *consumer, &mut pending).await
             }
         };
-        if let Err(e) = process(&ctx, &mut decoders, &batch).await {
-            failures += 1;
-            tracing::error!("anchoring worker: {e}; retrying");
-            tokio::time::sleep(Duration::from_secs(u64::from(failures.min(30)))).await;
-            consumer = ctx
-                .bus
-                .subscribe(&group, &topics)
-                .await
-                .map_err(|e| format!("subscribing {group} again: {e}"))?;
-            continue;
+        match outcome {
+            Ok(()) => failures = 0,
+            Err(e) => {
+                pending = None;
+                failures += 1;
+                tracing::error!("anchoring worker: {e}; retrying");
+                tokio::time::sleep(Duration::from_secs(u64::from(failures.min(30)))).await;
+                consumer = ctx
+                    .bus
+                    .subscribe(&group, &topics)
+                    .await
+                    .map_err(|e| format!("subscribing {group} again: {e}"))?;
+            }
         }
-        failures = 0;
-        ledgerbridge_bus::commit_batch(&mut *consumer, &batch).await;
+    }
+    if let Err(e) = settle(&mut *consumer, &mut pending).await {
+        tracing::warn!("anchoring worker: the last batch is read again at the next start: {e}");
     }
     Ok(())
 }

@@ -63,6 +63,14 @@ async fn wait_for(ledger: &ledgerbridge_ledger::Ledger, size: u64, limit: Durati
 
 /// Runs the benchmark and prints the figures.
 pub(crate) fn pipeline(opts: &PipelineBench) -> Result<()> {
+    // The workers' own logs on stderr when RUST_LOG asks for them (e.g. `ledgerbridge=debug` for
+    // each anchored batch's decode and append times).
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -417,14 +417,8 @@ pub async fn process(
                 let source = Source {
                     connector: d.topic.clone(),
                     table: String::new(),
-                    key: d
-                        .record
-                        .key
-                        .as_deref()
-                        .map(String::from_utf8_lossy)
-                        .unwrap_or_default()
-                        .into_owned(),
-                    position: format!("{}:{}:{}", d.topic, d.partition, d.offset),
+                    key: d.key_text(),
+                    position: d.position(),
                     extracted_at: d.record.timestamp_ms,
                 };
                 let errors = [Violation {
@@ -446,11 +440,7 @@ pub async fn process(
                     .into_iter()
                     .find(|s| s.event_type == e.event_type && s.version == e.schema_version)
                     .ok_or_else(|| format!("no schema for {}", e.event_type))?;
-                events.push((
-                    e,
-                    schema,
-                    Some(format!("{}:{}:{}", d.topic, d.partition, d.offset)),
-                ));
+                events.push((e, schema, Some(d.position())));
             }
             Outcome::Skipped => {
                 stats.skipped.fetch_add(1, Ordering::Relaxed);

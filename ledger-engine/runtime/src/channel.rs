@@ -480,7 +480,12 @@ impl Ledger {
         // again with the look-up. Nothing of a failed attempt is visible (rolled back).
         let mut look_up = false;
         let (result, new_edge, new_block) = loop {
+            // Time at the end of each stage (write lock, subject keys, preparation, entries,
+            // tiles, signatures), logged at debug level with the commit's.
+            let began = std::time::Instant::now();
+            let mut took = [std::time::Duration::ZERO; 6];
             let attempt = ledgerbridge_store::write_transaction::<_, LedgerError, _>(conn, |c| {
+                took[0] = began.elapsed();
                 in_transaction(c)?;
                 // Stage: which events are new, in batch order, duplicates collapsed.
                 let mut existing: HashMap<String, u64> = HashMap::new();
@@ -506,6 +511,7 @@ impl Ledger {
                 subjects.sort_unstable();
                 subjects.dedup();
                 let subject_keys = subject_keys(c, &subjects)?;
+                took[1] = began.elapsed();
                 // One read of the random source per batch: salts and nonces for every entry.
                 let mut entropy = vec![0u8; batch.len() * payload::ENTROPY_PER_ENTRY];
                 payload::fill(&mut entropy)?;
@@ -579,11 +585,14 @@ impl Ledger {
                     edge.push(leaf, &mut written);
                     rows.push(row);
                 }
+                took[2] = began.elapsed();
                 if rows.is_empty() {
                     return Ok((result, None, None));
                 }
                 insert_entries(c, &rows)?;
+                took[3] = began.elapsed();
                 write_tiles(c, channel, &written)?;
+                took[4] = began.elapsed();
                 // Sign: the block and the checkpoint over the new tree head.
                 let size = edge.size;
                 let root = state.root_of(c, &edge, size)?;
@@ -635,6 +644,7 @@ impl Ledger {
                         ledger_checkpoints::created_at_ms.eq(accepted_at_ms),
                     ))
                     .execute(c)?;
+                took[5] = began.elapsed();
                 // Publish: the transaction commits when this closure returns.
                 Ok((
                     result,
@@ -642,6 +652,19 @@ impl Ledger {
                     Some((height, hash)),
                 ))
             });
+            tracing::debug!(
+                channel,
+                entries = batch.len(),
+                lock_ms = took[0].as_millis(),
+                keys_ms = (took[1] - took[0]).as_millis(),
+                prepare_ms = (took[2].saturating_sub(took[1])).as_millis(),
+                insert_ms = (took[3].saturating_sub(took[2])).as_millis(),
+                tiles_ms = (took[4].saturating_sub(took[3])).as_millis(),
+                sign_ms = (took[5].saturating_sub(took[4])).as_millis(),
+                commit_ms = (began.elapsed().saturating_sub(took[5])).as_millis(),
+                total_ms = began.elapsed().as_millis(),
+                "ledger append"
+            );
             match attempt {
                 Err(e) if !look_up && is_unique_violation(&e) => look_up = true,
                 other => break other?,
