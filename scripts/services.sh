@@ -151,7 +151,9 @@ ensure_smtp() {
 
 # A standard Confluent client (confluent-kafka with its Avro serializers) for the registry tests.
 ensure_confluent_client() {
-  if ! python3 -c 'import confluent_kafka, fastavro' 2>/dev/null; then
+  # The import the tests make, not just the package: confluent-kafka without its extras lacks
+  # the registry client's dependencies (authlib, httpx, …).
+  if ! python3 -c 'from confluent_kafka.schema_registry.avro import AvroDeserializer' 2>/dev/null; then
     log "installing confluent-kafka[avro] (the Confluent client the registry is tested with)"
     python3 -m pip install --quiet "confluent-kafka[avro]" >&2 2>/dev/null \
       || python3 -m pip install --quiet --break-system-packages "confluent-kafka[avro]" >&2

@@ -1170,39 +1170,8 @@ fn a_stalled_downstream_stage_leaves_memory_flat_and_the_backlog_in_the_broker()
     let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
     let (mut upstream, api) = serve_roles_api(&loaded, "connector,mapper,api");
     let api = api.expect("the API's URL");
-    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
-    let mapped = || -> u64 {
-        let m: serde_json::Value = reqwest::blocking::Client::new()
-            .get(format!("{api}/api/v1/mappings"))
-            .bearer_auth(token.trim())
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        m["stats"]["events"].as_u64().unwrap_or(0)
-    };
-    // Warm up, then watch memory while the backlog grows.
-    std::thread::sleep(Duration::from_secs(10));
-    let (start_events, start_rss) = (mapped(), rss_mib(upstream.id()));
-    let mut peak = start_rss;
-    for _ in 0..30 {
-        std::thread::sleep(Duration::from_secs(1));
-        peak = peak.max(rss_mib(upstream.id()));
-    }
-    let (end_events, end_rss) = (mapped(), rss_mib(upstream.id()));
-    let backlog = end_events - start_events;
+    watch_the_backlog(&upstream, &api, &data, "the broker's topics");
     assert_eq!(every_row_once(&data, &db.location).2, 0, "nothing anchors");
-    println!(
-        "{backlog} events mapped and waiting in the canonical topics over 30 s; connector+mapper resident memory {start_rss} MiB → {end_rss} MiB (peak {peak} MiB)"
-    );
-    assert!(
-        backlog >= 1_000,
-        "too little load to mean anything: {backlog} events"
-    );
-    assert!(
-        peak <= start_rss + 64,
-        "memory grew with the backlog: {start_rss} MiB → peak {peak} MiB over {backlog} events"
-    );
     terminate(&mut upstream);
     // The stalled stage comes back and catches up.
     caught_up(
@@ -1212,6 +1181,75 @@ fn a_stalled_downstream_stage_leaves_memory_flat_and_the_backlog_in_the_broker()
         &db.location,
         "the backlog caught up",
     );
+}
+
+/// Watches the connectors and the mapping worker of `upstream` (no anchoring worker) for 30 s
+/// under load after a 10 s warm-up: the canonical events pile up in `where_` while the process's
+/// resident memory stays within 64 MiB of where it started.
+fn watch_the_backlog(upstream: &Child, api: &str, data: &std::path::Path, where_: &str) {
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let mapped = || -> u64 {
+        let m = get_json(&format!("{api}/api/v1/mappings"), token.trim());
+        m["stats"]["events"].as_u64().unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_secs(10));
+    let (start_events, start_rss) = (mapped(), rss_mib(upstream.id()));
+    let mut peak = start_rss;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_secs(1));
+        peak = peak.max(rss_mib(upstream.id()));
+    }
+    let (end_events, end_rss) = (mapped(), rss_mib(upstream.id()));
+    let backlog = end_events - start_events;
+    println!(
+        "{backlog} events mapped and waiting in {where_} over 30 s; connector+mapper resident memory {start_rss} MiB → {end_rss} MiB (peak {peak} MiB)"
+    );
+    assert!(
+        backlog >= 1_000,
+        "too little load to mean anything: {backlog} events"
+    );
+    assert!(
+        peak <= start_rss + 64,
+        "memory grew with the backlog: {start_rss} MiB → peak {peak} MiB over {backlog} events"
+    );
+}
+
+/// Backpressure on the embedded default: the same stall as above in one process without the
+/// anchoring role, the backlog waiting in the embedded log on disk; then the whole node catches
+/// up and its reconciliation finds every source row anchored once.
+#[test]
+fn on_the_embedded_default_a_stalled_downstream_stage_leaves_memory_flat() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = |rate: &str| {
+        ledgerbridge_config::DEMO_CONFIG
+            .replace("rate = 5.0", &format!("rate = {rate}"))
+            .replace(
+                "data_dir = \"ledgerbridge-data\"",
+                &format!("data_dir = \"{}\"", data.display()),
+            )
+            .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
+    };
+    let loaded = dir.path().join("loaded.toml");
+    std::fs::write(&loaded, config("300.0")).unwrap();
+    let quiet = dir.path().join("quiet.toml");
+    std::fs::write(&quiet, config("0.0")).unwrap();
+    let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
+    let (mut upstream, api) = serve_roles_api(&loaded, "connector,mapper,api");
+    let api = api.expect("the API's URL");
+    watch_the_backlog(&upstream, &api, &data, "the embedded log");
+    let store = rusqlite::Connection::open(data.join("ledgerbridge.sqlite3")).unwrap();
+    let anchored: i64 = store
+        .query_row("SELECT count(*) FROM ledger_entries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(anchored, 0, "nothing anchors");
+    drop(store);
+    terminate(&mut upstream);
+    // The stalled stage comes back and catches up.
+    let (mut node, api) = serve_roles_api(&quiet, "connector,mapper,anchor,monitor,api");
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    assert_complete(&api.expect("the API's URL"), token.trim());
+    terminate(&mut node);
 }
 
 /// A tmpfs of `size` mounted at `dir` (tests run as root, as scripts/test.sh requires);
@@ -1359,12 +1397,31 @@ fn a_full_disk_is_a_clear_error_and_the_pipeline_recovers_when_space_returns() {
     terminate(&mut node);
     // A quiet catch-up: every source row anchored, as the node's reconciliation proves.
     let (mut node, url) = start(&quiet);
+    assert_complete(&url, &token);
+    terminate(&mut node);
+    let out = Command::new(BIN)
+        .args(["ledger", "audit", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches(": OK").count(), 5, "{text}");
+}
+
+/// Waits up to 240 s for the node at `url` to reconcile every sample connector as complete: every
+/// source row anchored, none duplicated (a row anchored in several states is not a duplicate).
+fn assert_complete(url: &str, token: &str) {
     let deadline = Instant::now() + Duration::from_secs(240);
     for connector in ["sample-his", "sample-mall", "sample-land", "sample-bank"] {
         loop {
             let report: serde_json::Value = reqwest::blocking::Client::new()
                 .post(format!("{url}/api/v1/connectors/{connector}/reconcile"))
-                .bearer_auth(&token)
+                .bearer_auth(token)
                 .send()
                 .unwrap()
                 .json()
@@ -1391,19 +1448,6 @@ fn a_full_disk_is_a_clear_error_and_the_pipeline_recovers_when_space_returns() {
             std::thread::sleep(Duration::from_secs(2));
         }
     }
-    terminate(&mut node);
-    let out = Command::new(BIN)
-        .args(["ledger", "audit", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(text.matches(": OK").count(), 5, "{text}");
 }
 
 /// `ledgerbridge demo` with a configuration and a data directory; returns it with its API's URL.
