@@ -125,11 +125,12 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
             // The ledger's unique event-id index takes inserts at random places: with SQLite's
             // default 2 MiB page cache every batch read its pages back from the OS (a third of
             // the anchoring worker's time went to pread/pwrite copies). A 32 MiB cache per
-            // connection (allocated as used), reads through a memory map, and a checkpoint every
-            // 4,000 WAL pages (a page written by consecutive batches reaches the file once).
+            // connection (allocated as used) and a checkpoint every 4,000 WAL pages (a page
+            // written by consecutive batches reaches the file once). A memory map was measured
+            // too: no faster, and 60 % more resident memory.
             c.batch_execute(
                 "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-                 PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY; \
+                 PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
                  PRAGMA wal_autocheckpoint = 4000;",
             )
             .map_err(diesel::r2d2::Error::QueryError)?;
