@@ -217,12 +217,12 @@ struct Routed {
     failed: Vec<NewQuarantined>,
 }
 
-/// Decodes a batch and routes each event to its channel (the CPU-bound half of anchoring; it runs
-/// while the previous batch is being appended).
+/// Decodes a batch and routes each event to its channel: the CPU-bound half of anchoring, run on
+/// a blocking thread while the previous batch is being appended.
 ///
 /// # Errors
 /// Something the batch needs is unavailable (the store behind the registry): retry it all.
-async fn route(
+fn route(
     ctx: &AnchorContext,
     decoders: &mut Decoders,
     batch: &[Delivered],
@@ -230,13 +230,7 @@ async fn route(
     let canonical = format!("{}canonical.", ctx.prefix);
     let mut by_channel: BTreeMap<String, Vec<(NewEntry, i64)>> = BTreeMap::new();
     let mut failed = Vec::new();
-    let channels: Vec<String> = {
-        let ledger = ctx.ledger.clone();
-        tokio::task::spawn_blocking(move || ledger.channels())
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?
-    };
+    let channels = ctx.ledger.channels().map_err(|e| e.to_string())?;
     for d in batch {
         ctx.stats.consumed.fetch_add(1, Ordering::Relaxed);
         let event_type = d.topic.strip_prefix(&canonical).unwrap_or(&d.topic);
@@ -434,7 +428,9 @@ pub(crate) async fn run(
             Ok(batch) if batch.is_empty() => settle(&mut *consumer, &mut pending).await,
             Ok(batch) => {
                 let started = std::time::Instant::now();
-                let routed = route(&ctx, &mut decoders, &batch).await;
+                // Decoding takes a while: this worker's other tasks move to another thread
+                // meanwhile (a blocking-pool task measured slower: 20,500 against 26,000 rows/s).
+                let routed = tokio::task::block_in_place(|| route(&ctx, &mut decoders, &batch));
                 tracing::debug!(
                     events = batch.len(),
                     decode_ms = started.elapsed().as_millis(),

@@ -656,7 +656,7 @@ impl Ledger {
                 channel,
                 entries = batch.len(),
                 lock_ms = took[0].as_millis(),
-                keys_ms = (took[1] - took[0]).as_millis(),
+                keys_ms = (took[1].saturating_sub(took[0])).as_millis(),
                 prepare_ms = (took[2].saturating_sub(took[1])).as_millis(),
                 insert_ms = (took[3].saturating_sub(took[2])).as_millis(),
                 tiles_ms = (took[4].saturating_sub(took[3])).as_millis(),
