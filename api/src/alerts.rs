@@ -57,6 +57,15 @@ pub(crate) struct AlertBody {
     ledger_index: Option<i64>,
 }
 
+/// A JSON column of a stored alert, read back. The node writes these itself, so one that does
+/// not parse is damage in the store: logged with the alert and the column, shown as absent
+/// rather than failing the whole list.
+fn stored_json<T: serde::de::DeserializeOwned>(id: i64, column: &str, text: &str) -> Option<T> {
+    serde_json::from_str(text)
+        .inspect_err(|e| tracing::warn!(alert = id, column, "unreadable stored JSON: {e}"))
+        .ok()
+}
+
 fn body(a: ledgerbridge_store::StoredAlert) -> AlertBody {
     AlertBody {
         id: a.id,
@@ -65,16 +74,13 @@ fn body(a: ledgerbridge_store::StoredAlert) -> AlertBody {
         severity: a.severity,
         key: a.alert_key,
         explanation: a.explanation,
-        event_ids: serde_json::from_str::<J>(&a.event_ids)
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok())
-            .unwrap_or_default(),
+        event_ids: stored_json(a.id, "event_ids", &a.event_ids).unwrap_or_default(),
         event_at_ms: a.event_at_ms,
         detected_at_ms: a.detected_at_ms,
         status: a.status,
         assignee: a.assignee,
         suppressed_by: a.suppressed_by,
-        evidence: a.evidence.and_then(|e| serde_json::from_str(&e).ok()),
+        evidence: a.evidence.and_then(|e| stored_json(a.id, "evidence", &e)),
         ledger_index: a.ledger_index,
     }
 }
