@@ -834,27 +834,23 @@ impl Drop for Broker {
     }
 }
 
-/// The sample systems under load on a node whose bus is `broker`; `outage` takes the broker away
-/// (and checks what the node says meanwhile) and brings it back. The node must come back up on
-/// its own, and at the end every source row of a mapped table is anchored once, none quarantined,
-/// and the node's reconciliation agrees.
-fn through_a_broker_outage(
-    broker: &Broker,
-    id: &str,
-    what: &str,
-    outage: impl FnOnce(&Broker, &reqwest::blocking::Client, &str),
-) {
-    let db = ledgerbridge_store::testing::TestStore::postgres(&format!("crash_{id}"));
+/// The broker paused (SIGSTOP) for 30 s while the sample systems keep writing, then resumed: the
+/// node waits for it (publishes block, no offset is stored past what the broker holds) and, once
+/// it is back, every source row of a mapped table is anchored once, and the node's
+/// reconciliation agrees.
+#[test]
+fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
+    let broker = Broker::start();
+    let db = ledgerbridge_store::testing::TestStore::postgres("crash_pause");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let prefix = format!("{id}.");
     let config = |rate: f64| {
         sample_node_config(
-            id,
+            "paused",
             &data,
             &db.location,
             &broker.addr,
-            &prefix,
+            "paused.",
             r#""batch.num.messages" = "1""#,
             rate,
         )
@@ -868,40 +864,14 @@ fn through_a_broker_outage(
     let api = api.expect("the API's URL");
     wait_for_load(&data, &db.location);
     let before = mapped_source_rows(&data);
+    broker.signal("STOP");
+    let paused = Instant::now();
+    // The API keeps answering while the broker is gone, and its health says the bus is down.
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(15))
         .build()
         .unwrap();
-    outage(broker, &client, &api);
-    let written = mapped_source_rows(&data) - before;
-    // Back up without a restart once the broker answers again.
-    wait_healthy(&client, &api, what);
-    std::thread::sleep(Duration::from_secs(5));
-    terminate(&mut node);
-    let (total, anchored, quarantined) = caught_up(
-        &quiet,
-        "connector,mapper,anchor,api",
-        &data,
-        &db.location,
-        what,
-    );
-    assert!(
-        written > 0,
-        "the sources wrote nothing while the broker was away"
-    );
-    // Waited out, never a reason to quarantine.
-    assert_eq!(
-        quarantined, 0,
-        "records quarantined because the broker was away"
-    );
-    println!(
-        "{total} source rows of 7 mapped tables ({written} written while the broker was away), {anchored} anchored entries, {quarantined} quarantined"
-    );
-}
-
-/// While the broker is away the API keeps answering and its health says the bus is down.
-fn assert_bus_down(client: &reqwest::blocking::Client, api: &str) {
-    let (status, report) = health(client, api);
+    let (status, report) = health(&client, &api);
     assert_eq!(status, 503, "{report:#}");
     let bus = report["components"]
         .as_array()
@@ -910,25 +880,31 @@ fn assert_bus_down(client: &reqwest::blocking::Client, api: &str) {
         .find(|c| c["name"] == "bus")
         .unwrap_or_else(|| panic!("no bus in {report:#}"));
     assert_eq!(bus["state"], "down", "{report:#}");
-}
-
-/// The broker paused (SIGSTOP) for 30 s while the sample systems keep writing, then resumed: the
-/// node waits for it (publishes block, no offset is stored past what the broker holds) and, once
-/// it is back, every source row of a mapped table is anchored once.
-#[test]
-fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
-    let broker = Broker::start();
-    through_a_broker_outage(
-        &broker,
-        "paused",
-        "the broker came back from a pause",
-        |broker, client, api| {
-            broker.signal("STOP");
-            let paused = Instant::now();
-            assert_bus_down(client, api);
-            std::thread::sleep(Duration::from_secs(30).saturating_sub(paused.elapsed()));
-            broker.signal("CONT");
-        },
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(paused.elapsed()));
+    broker.signal("CONT");
+    let written = mapped_source_rows(&data) - before;
+    // Back up without a restart once the broker answers again.
+    wait_healthy(&client, &api, "the broker came back");
+    std::thread::sleep(Duration::from_secs(5));
+    terminate(&mut node);
+    let (total, anchored, quarantined) = caught_up(
+        &quiet,
+        "connector,mapper,anchor,api",
+        &data,
+        &db.location,
+        "after the pause",
+    );
+    assert!(
+        written > 0,
+        "the sources wrote nothing while the broker was paused"
+    );
+    // Waited out, never a reason to quarantine.
+    assert_eq!(
+        quarantined, 0,
+        "records quarantined because the broker was paused"
+    );
+    println!(
+        "{total} source rows of 7 mapped tables ({written} written while the broker was paused for 30 s), {anchored} anchored entries, {quarantined} quarantined"
     );
 }
 
