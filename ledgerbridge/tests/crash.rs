@@ -475,6 +475,13 @@ fn terminate(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// Writes a node configuration `<name>.toml` into `dir`; returns its path.
+fn write_config(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
 /// A node running the sample systems at `rate` rows/s on Kafka (`kafka`, topics under `prefix`,
 /// librdkafka `properties` as TOML key/value pairs) and the PostgreSQL store at `pg`.
 fn sample_node_config(
@@ -526,11 +533,10 @@ fn pipeline_roles_killed_at_random_anchor_every_source_row_once() {
     let props = r#""batch.num.messages" = "1", "session.timeout.ms" = "6000""#;
     let config =
         |rate: f64| sample_node_config("roles", &data, &db.location, &kafka, &prefix, props, rate);
-    let loaded = dir.path().join("loaded.toml");
-    std::fs::write(&loaded, config(40.0)).unwrap();
-    let quiet = dir.path().join("quiet.toml");
-    std::fs::write(&quiet, config(0.0)).unwrap();
-    let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
+    let (loaded, quiet) = (
+        write_config(dir.path(), "loaded", &config(40.0)),
+        write_config(dir.path(), "quiet", &config(0.0)),
+    );
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -855,11 +861,10 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
             rate,
         )
     };
-    let loaded = dir.path().join("loaded.toml");
-    std::fs::write(&loaded, config(40.0)).unwrap();
-    let quiet = dir.path().join("quiet.toml");
-    std::fs::write(&quiet, config(0.0)).unwrap();
-    let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
+    let (loaded, quiet) = (
+        write_config(dir.path(), "loaded", &config(40.0)),
+        write_config(dir.path(), "quiet", &config(0.0)),
+    );
     let (mut node, api) = serve_roles_api(&loaded, "connector,mapper,anchor,api");
     let api = api.expect("the API's URL");
     wait_for_load(&data, &db.location);
@@ -1044,11 +1049,10 @@ fn the_postgres_store_restarted_under_load_loses_and_doubles_no_row() {
     let props = r#""batch.num.messages" = "1""#;
     let config =
         |rate: f64| sample_node_config("pgrestart", &data, &pg.url(), &kafka, &prefix, props, rate);
-    let loaded = dir.path().join("loaded.toml");
-    std::fs::write(&loaded, config(40.0)).unwrap();
-    let quiet = dir.path().join("quiet.toml");
-    std::fs::write(&quiet, config(0.0)).unwrap();
-    let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
+    let (loaded, quiet) = (
+        write_config(dir.path(), "loaded", &config(40.0)),
+        write_config(dir.path(), "quiet", &config(0.0)),
+    );
     // Every role in one process: the monitoring worker must wait the store out too.
     let (mut node, api) = serve_roles_api(&loaded, "connector,mapper,anchor,monitor,api");
     let api = api.expect("the API's URL");
@@ -1139,11 +1143,10 @@ fn a_stalled_downstream_stage_leaves_memory_flat_and_the_backlog_in_the_broker()
     let config = |rate: f64| {
         sample_node_config("backlog", &data, &db.location, &kafka, &prefix, props, rate)
     };
-    let loaded = dir.path().join("loaded.toml");
-    std::fs::write(&loaded, config(300.0)).unwrap();
-    let quiet = dir.path().join("quiet.toml");
-    std::fs::write(&quiet, config(0.0)).unwrap();
-    let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
+    let (loaded, quiet) = (
+        write_config(dir.path(), "loaded", &config(300.0)),
+        write_config(dir.path(), "quiet", &config(0.0)),
+    );
     let (mut upstream, api) = serve_roles_api(&loaded, "connector,mapper,api");
     let api = api.expect("the API's URL");
     watch_the_backlog(&upstream, &api, &data, "the broker's topics");
@@ -1206,11 +1209,10 @@ fn on_the_embedded_default_a_stalled_downstream_stage_leaves_memory_flat() {
             )
             .replace("listen = \"127.0.0.1:8080\"", "listen = \"127.0.0.1:0\"")
     };
-    let loaded = dir.path().join("loaded.toml");
-    std::fs::write(&loaded, config("300.0")).unwrap();
-    let quiet = dir.path().join("quiet.toml");
-    std::fs::write(&quiet, config("0.0")).unwrap();
-    let (loaded, quiet) = (loaded.display().to_string(), quiet.display().to_string());
+    let (loaded, quiet) = (
+        write_config(dir.path(), "loaded", &config("300.0")),
+        write_config(dir.path(), "quiet", &config("0.0")),
+    );
     let (mut upstream, api) = serve_roles_api(&loaded, "connector,mapper,api");
     let api = api.expect("the API's URL");
     watch_the_backlog(&upstream, &api, &data, "the embedded log");
