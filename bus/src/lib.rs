@@ -15,6 +15,7 @@
 mod embedded;
 mod kafka;
 mod record;
+mod stage;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use async_trait::async_trait;
 pub use embedded::{EmbeddedLog, EmbeddedLogOptions};
 pub use kafka::{KafkaBus, KafkaSettings};
 pub use record::{Delivered, Record, validate_topic_name};
+pub use stage::{Stage, cpu_bound};
 
 /// Why a bus operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -14,8 +14,11 @@
 //! it. Column names that are not Avro names are rewritten (`[^A-Za-z0-9_]` → `_`, a leading digit
 //! prefixed with `_`) and the source name is kept in the field's `source_column` attribute.
 
+use std::sync::Arc;
+
 use apache_avro::Schema;
 use apache_avro::types::Value as Avro;
+use ledgerbridge_registry::framing::FramedWriter;
 use serde_json::json;
 
 use crate::{SourceRow, TableSchema, Value};
@@ -31,6 +34,7 @@ pub struct RawSchema {
     pub full_name: String,
     fields: Vec<String>,
     names: [String; 7],
+    writer: Arc<FramedWriter>,
 }
 
 /// Turns any text into an Avro name.
@@ -96,7 +100,9 @@ impl RawSchema {
         });
         let text = schema.to_string();
         let parsed = Schema::parse_str(&text).map_err(|e| e.to_string())?;
+        let writer = Arc::new(FramedWriter::new(&parsed).map_err(|e| e.to_string())?);
         Ok(Self {
+            writer,
             schema: parsed,
             text,
             full_name: format!("{namespace}.{name}"),
@@ -166,12 +172,9 @@ impl RawSchema {
             ),
             (row_name.clone(), Avro::Record(fields)),
         ]);
-        let datum = apache_avro::to_avro_datum(&self.schema, value).map_err(|e| e.to_string())?;
-        out.reserve(5 + datum.len());
-        out.push(0);
-        out.extend_from_slice(&id.to_be_bytes());
-        out.extend_from_slice(&datum);
-        Ok(())
+        self.writer
+            .write(id, &value, out)
+            .map_err(|e| e.to_string())
     }
 }
 

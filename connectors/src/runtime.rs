@@ -696,6 +696,7 @@ impl Sink for RuntimeSink<'_> {
             return Err(SinkError::Interrupted);
         }
         let extracted_at_ms = now_ms();
+        let began = Instant::now();
         let mut records = Vec::with_capacity(batch.rows.len());
         let mut rejects = batch.rejects;
         // Offset-only batches (a pass's end, a file moved) register nothing.
@@ -729,6 +730,7 @@ impl Sink for RuntimeSink<'_> {
             }
         }
         let published = records.len() as u64;
+        let encoded = began.elapsed();
         if !records.is_empty() {
             self.ctx
                 .bus
@@ -751,6 +753,7 @@ impl Sink for RuntimeSink<'_> {
                 });
             });
         }
+        let durable = began.elapsed();
         let store = self.ctx.store.clone();
         let (c, s, o) = (
             self.connector.to_owned(),
@@ -761,6 +764,15 @@ impl Sink for RuntimeSink<'_> {
             .await
             .map_err(|e| SinkError::Failed(e.to_string()))?
             .map_err(|e| SinkError::Failed(format!("storing the offset: {e}")))?;
+        tracing::debug!(
+            connector = self.connector,
+            stream = self.stream,
+            rows = published,
+            encode_ms = encoded.as_millis(),
+            publish_ms = durable.saturating_sub(encoded).as_millis(),
+            offset_ms = began.elapsed().saturating_sub(durable).as_millis(),
+            "emitted a chunk"
+        );
         self.shared.update(|s| {
             s.rows_total += published;
             s.quarantined_total += quarantined;

@@ -377,99 +377,44 @@ async fn record_lag(ctx: &AnchorContext) {
 /// next is decoded, so at most two are in memory.
 const BATCH: usize = 10_000;
 
-/// An append in flight and the records whose offsets it commits once it succeeds.
-type InFlight = (tokio::task::JoinHandle<Result<(), String>>, Vec<Delivered>);
-
-/// Waits for the append in flight; commits its offsets when it succeeded.
-async fn settle(
-    consumer: &mut dyn ledgerbridge_bus::Consumer,
-    pending: &mut Option<InFlight>,
-) -> Result<(), String> {
-    let Some((task, batch)) = pending.take() else {
-        return Ok(());
-    };
-    task.await.map_err(|e| e.to_string())??;
-    ledgerbridge_bus::commit_batch(consumer, &batch).await;
-    Ok(())
-}
-
-/// Runs until `stop` turns true, in the consumer group `<prefix>anchor`. Appends are serial and
-/// in order; the decoding of batch n+1 overlaps the append of batch n, whose offsets are
-/// committed once it is durable. A failure anywhere drops what was read after the last commit
-/// and reads it again.
+/// Runs until `stop` turns true, in the consumer group `<prefix>anchor` (a
+/// [`ledgerbridge_bus::Stage`]): appends are serial and in order; the decoding of batch n+1
+/// overlaps the append of batch n, whose offsets are committed once it is durable. A failure
+/// anywhere drops what was read after the last commit and reads it again.
 pub(crate) async fn run(
     ctx: AnchorContext,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let topics = canonical_topics(&ctx.mappings, &ctx.prefix);
-    let group = format!("{}anchor", ctx.prefix);
-    let mut consumer = ctx
-        .bus
-        .subscribe(&group, &topics)
-        .await
-        .map_err(|e| format!("subscribing {group}: {e}"))?;
+    let stage = ledgerbridge_bus::Stage {
+        name: "anchoring worker",
+        group: format!("{}anchor", ctx.prefix),
+        topics: canonical_topics(&ctx.mappings, &ctx.prefix),
+        batch: BATCH,
+        idle_wait: Duration::from_millis(200),
+    };
     let mut decoders = Decoders::new(ctx.registry.clone(), Arc::clone(&ctx.mappings));
-    let mut failures = 0u32;
-    let mut lag_recorded = std::time::Instant::now();
-    let mut pending: Option<InFlight> = None;
-    tracing::info!(topics = topics.len(), "anchoring worker running");
-    while !*stop.borrow() {
-        if lag_recorded.elapsed() >= LAG_EVERY {
-            lag_recorded = std::time::Instant::now();
-            record_lag(&ctx).await;
-        }
-        // With an append in flight, only take what is already there.
-        let wait = Duration::from_millis(if pending.is_some() { 10 } else { 200 });
-        let batch = tokio::select! {
-            r = consumer.poll(BATCH, wait) => r,
-            _ = stop.changed() => break,
-        };
-        let outcome = match batch {
-            Ok(batch) if batch.is_empty() => settle(&mut *consumer, &mut pending).await,
-            Ok(batch) => {
-                let started = std::time::Instant::now();
-                // Decoding takes a while: this worker's other tasks move to another thread
-                // meanwhile (a blocking-pool task measured slower: 20,500 against 26,000 rows/s).
-                let routed = tokio::task::block_in_place(|| route(&ctx, &mut decoders, &batch));
-                tracing::debug!(
-                    events = batch.len(),
-                    decode_ms = started.elapsed().as_millis(),
-                    "decoded a batch"
-                );
-                // The previous append settles before this batch's starts.
-                match settle(&mut *consumer, &mut pending).await.and(routed) {
-                    Ok(routed) => {
-                        pending = Some((tokio::spawn(append(ctx.clone(), routed)), batch));
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
+    tracing::info!(topics = stage.topics.len(), "anchoring worker running");
+    // The longest recent latency, recorded every LAG_EVERY while the worker runs.
+    let lag = {
+        let (ctx, mut stop) = (ctx.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(LAG_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            while !*stop.borrow() {
+                tokio::select! {
+                    _ = every.tick() => record_lag(&ctx).await,
+                    changed = stop.changed() => if changed.is_err() { break },
                 }
             }
-            Err(e) => {
-                tracing::warn!("anchoring worker: reading the canonical topics: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                settle(&mut *consumer, &mut pending).await
-            }
-        };
-        match outcome {
-            Ok(()) => failures = 0,
-            Err(e) => {
-                pending = None;
-                failures += 1;
-                tracing::error!("anchoring worker: {e}; retrying");
-                tokio::time::sleep(Duration::from_secs(u64::from(failures.min(30)))).await;
-                consumer = ctx
-                    .bus
-                    .subscribe(&group, &topics)
-                    .await
-                    .map_err(|e| format!("subscribing {group} again: {e}"))?;
-            }
-        }
-    }
-    if let Err(e) = settle(&mut *consumer, &mut pending).await {
-        tracing::warn!("anchoring worker: the last batch is read again at the next start: {e}");
-    }
-    Ok(())
+        })
+    };
+    let decode = |batch: &[Delivered]| route(&ctx, &mut decoders, batch);
+    let result = stage
+        .run(&ctx.bus, stop, decode, |routed| append(ctx.clone(), routed))
+        .await;
+    lag.abort();
+    result
 }
 
 /// The pipeline's stages as a health component: what the mapping and anchoring workers did and

@@ -63,8 +63,9 @@ async fn wait_for(ledger: &ledgerbridge_ledger::Ledger, size: u64, limit: Durati
 
 /// Runs the benchmark and prints the figures.
 pub(crate) fn pipeline(opts: &PipelineBench) -> Result<()> {
-    // The workers' own logs on stderr when RUST_LOG asks for them (e.g. `ledgerbridge=debug` for
-    // each anchored batch's decode and append times).
+    // The workers' own logs on stderr when RUST_LOG asks for them (e.g.
+    // `ledgerbridge_bus=debug,ledgerbridge_ledger=debug,ledgerbridge_connectors=debug` for each
+    // batch's times in every stage: docs/benchmarks.md).
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(filter)

@@ -1183,6 +1183,18 @@ fn the_demo_raises_explained_alerts() {
     assert_eq!(status, 200, "{acked}");
     assert_eq!(acked["alert"]["status"], "acknowledged");
     assert_eq!(acked["alert"]["assignee"], "analyst-kim");
+    // The same change again without a comment (a second click): accepted, nothing recorded.
+    let (status, again) = node.post(
+        &format!("/api/v1/alerts/{id}/status"),
+        token,
+        serde_json::json!({"status": "acknowledged", "assignee": "analyst-kim"}),
+    );
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        again["history"].as_array().map(Vec::len),
+        Some(1),
+        "{again}"
+    );
     let (_, fp) = node.post(
         &format!("/api/v1/alerts/{id}/status"),
         token,

@@ -58,9 +58,13 @@
 //! round-trip exactly), an optional property that is null is left out (as the mapping engine
 //! leaves it out), a required nullable one is `null`, `number`s come back as floats.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use apache_avro::Schema;
 use apache_avro::types::Value as Avro;
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat};
+use ledgerbridge_registry::framing::{self, FramedReader, FramedWriter};
 use serde_json::{Map, Value as Json, json};
 
 /// Days from 0001-01-01 (day 1 of the common era) to 1970-01-01.
@@ -221,6 +225,9 @@ pub struct CanonicalAvro {
     pub version: i32,
     data: RecordPlan,
     names: Names,
+    /// The encoder, and a decoder per schema id this version was read under.
+    writer: Arc<FramedWriter>,
+    readers: Arc<Mutex<HashMap<u32, Arc<FramedReader>>>>,
 }
 
 /// Field names of the envelope, allocated once and cloned into every record.
@@ -359,7 +366,13 @@ pub fn canonical_schema(json_schema: &Json) -> Result<CanonicalAvro, AvroError> 
         event_type: event_type.to_owned(),
         error,
     })?;
+    let writer = FramedWriter::new(&parsed).map_err(|error| AvroError::Derived {
+        event_type: event_type.to_owned(),
+        error,
+    })?;
     Ok(CanonicalAvro {
+        writer: Arc::new(writer),
+        readers: Arc::default(),
         schema: parsed,
         text,
         full_name,
@@ -1070,11 +1083,10 @@ fn type_to_json(ty: &TypePlan, value: Avro, path: &Path<'_>) -> Result<Json, Avr
 /// the schema; the error names its JSON pointer in the event.
 pub fn encode(avro: &CanonicalAvro, id: u32, event: &Json) -> Result<Vec<u8>, AvroError> {
     let value = avro.to_avro(event)?;
-    let datum = apache_avro::to_avro_datum(&avro.schema, value).map_err(AvroError::Encode)?;
-    let mut out = Vec::with_capacity(5 + datum.len());
-    out.push(0);
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&datum);
+    let mut out = Vec::with_capacity(512);
+    avro.writer
+        .write(id, &value, &mut out)
+        .map_err(AvroError::Encode)?;
     Ok(out)
 }
 
@@ -1083,14 +1095,7 @@ pub fn encode(avro: &CanonicalAvro, id: u32, event: &Json) -> Result<Vec<u8>, Av
 /// # Errors
 /// [`AvroError::Frame`]: shorter than 5 bytes or not starting with the magic byte 0.
 pub fn schema_id(bytes: &[u8]) -> Result<u32, AvroError> {
-    match bytes {
-        [0, a, b, c, d, ..] => Ok(u32::from_be_bytes([*a, *b, *c, *d])),
-        [m, ..] if bytes.len() >= 5 => Err(AvroError::Frame(format!("magic byte {m}, expected 0"))),
-        _ => Err(AvroError::Frame(format!(
-            "{} bytes, shorter than the 5-byte header",
-            bytes.len()
-        ))),
-    }
+    framing::schema_id(bytes).map_err(AvroError::Frame)
 }
 
 /// Decodes a Confluent-framed canonical event written with `avro`'s schema back to its JSON
@@ -1099,14 +1104,26 @@ pub fn schema_id(bytes: &[u8]) -> Result<u32, AvroError> {
 /// # Errors
 /// Bad framing, a datum that does not read with the schema or has trailing bytes.
 pub fn decode(avro: &CanonicalAvro, bytes: &[u8]) -> Result<Json, AvroError> {
-    schema_id(bytes)?;
-    let mut datum = &bytes[5..];
-    let value = apache_avro::from_avro_datum(&avro.schema, &mut datum, None).map_err(|error| {
-        AvroError::Decode {
-            event_type: avro.event_type.clone(),
-            error,
+    let id = schema_id(bytes)?;
+    let decode_error = |error| AvroError::Decode {
+        event_type: avro.event_type.clone(),
+        error,
+    };
+    let reader = {
+        let mut readers = avro
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match readers.get(&id) {
+            Some(r) => Arc::clone(r),
+            None => {
+                let r = Arc::new(FramedReader::new(avro.schema.clone(), id).map_err(decode_error)?);
+                readers.insert(id, Arc::clone(&r));
+                r
+            }
         }
-    })?;
+    };
+    let (value, datum) = reader.read(bytes).map_err(decode_error)?;
     if !datum.is_empty() {
         return Err(AvroError::Frame(format!(
             "{} bytes left after the datum: not written with the schema of `{}` version {}",

@@ -12,8 +12,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use apache_avro::types::Value as Avro;
-use ledgerbridge_bus::{Bus, Delivered, Record};
+use ledgerbridge_bus::{Bus, Delivered, Record, Stage};
 use ledgerbridge_registry::Registry;
+use ledgerbridge_registry::framing::FramedReader;
 use ledgerbridge_store::{NewQuarantined, Store};
 use serde_json::{Map, Value as J};
 
@@ -78,7 +79,7 @@ impl MappingSet {
 /// A raw record's schema: the parsed Avro schema and the source column name of each row field.
 #[derive(Debug)]
 struct RawShape {
-    schema: apache_avro::Schema,
+    reader: FramedReader,
     columns: Vec<String>,
 }
 
@@ -161,7 +162,8 @@ impl RawDecoder {
             .ok_or_else(|| format!("schema {id} is not a raw record (source, row)"))?;
         let schema =
             apache_avro::Schema::parse_str(&text).map_err(|e| format!("schema {id}: {e}"))?;
-        let shape = Arc::new(RawShape { schema, columns });
+        let reader = FramedReader::new(schema, id).map_err(|e| format!("schema {id}: {e}"))?;
+        let shape = Arc::new(RawShape { reader, columns });
         self.shapes.insert(id, Arc::clone(&shape));
         Ok(shape)
     }
@@ -173,7 +175,9 @@ impl RawDecoder {
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(Source, Map<String, J>), String> {
         let id = crate::avro::schema_id(bytes).map_err(|e| e.to_string())?;
         let shape = self.shape(id)?;
-        let value = apache_avro::from_avro_datum(&shape.schema, &mut &bytes[5..], None)
+        let (value, _) = shape
+            .reader
+            .read(bytes)
             .map_err(|e| format!("the record does not decode with schema {id}: {e}"))?;
         let Avro::Record(mut parts) = value else {
             return Err("not a record".into());
@@ -390,6 +394,14 @@ async fn quarantine(ctx: &WorkerContext, rows: Vec<NewQuarantined>) -> Result<()
     Ok(())
 }
 
+/// A batch of raw records mapped: the events to publish (each with the position of its raw
+/// record) and the records to quarantine.
+#[derive(Debug)]
+pub struct Mapped {
+    events: Vec<(CanonicalEvent, Arc<CanonicalSchema>, Option<String>)>,
+    failed: Vec<NewQuarantined>,
+}
+
 /// Maps one batch of raw records and makes the results durable (events published, failures
 /// quarantined). The caller commits the offsets after it returns.
 ///
@@ -401,6 +413,20 @@ pub async fn process(
     publisher: &mut Publisher,
     batch: &[Delivered],
 ) -> Result<(), String> {
+    let mapped = map_batch(ctx, decoder, batch)?;
+    deliver(ctx, publisher, mapped).await
+}
+
+/// Decodes and maps a batch: the CPU-bound half of [`process`], which touches neither the bus
+/// nor the store.
+///
+/// # Errors
+/// The mapping set is unusable or names a schema it does not have (a bug): retry the batch.
+pub fn map_batch(
+    ctx: &WorkerContext,
+    decoder: &mut RawDecoder,
+    batch: &[Delivered],
+) -> Result<Mapped, String> {
     let set = ctx
         .mappings
         .read()
@@ -450,6 +476,22 @@ pub async fn process(
             }
         }
     }
+    Ok(Mapped { events, failed })
+}
+
+/// Makes a mapped batch durable: events encoded and published, failures quarantined (the other
+/// half of [`process`]).
+///
+/// # Errors
+/// Registering a schema, publishing or quarantining failed: nothing of the batch may be
+/// committed.
+pub async fn deliver(
+    ctx: &WorkerContext,
+    publisher: &mut Publisher,
+    mapped: Mapped,
+) -> Result<(), String> {
+    let Mapped { events, failed } = mapped;
+    let stats = &ctx.stats;
     let (published, quarantined_n) = (events.len() as u64, failed.len() as u64);
     publisher.publish(events).await?;
     if !failed.is_empty() {
@@ -487,51 +529,28 @@ pub async fn run(
         let _ = stop.wait_for(|s| *s).await;
         return Ok(());
     }
-    let group = format!("{}mapper", ctx.topic_prefix);
-    let mut consumer = ctx
-        .bus
-        .subscribe(&group, &topics)
-        .await
-        .map_err(|e| format!("subscribing {group} to {topics:?}: {e}"))?;
+    let stage = Stage {
+        name: "mapping worker",
+        group: format!("{}mapper", ctx.topic_prefix),
+        topics,
+        batch: BATCH,
+        idle_wait: Duration::from_millis(500),
+    };
     let mut decoder = RawDecoder::new(ctx.registry.clone());
-    let mut publisher = Publisher::new(
+    let publisher = Arc::new(tokio::sync::Mutex::new(Publisher::new(
         Arc::clone(&ctx.bus),
         ctx.registry.clone(),
         &ctx.topic_prefix,
-    );
-    let mut failures = 0u32;
-    tracing::info!(?topics, "mapping worker running");
-    while !*stop.borrow() {
-        let batch = tokio::select! {
-            r = consumer.poll(2_000, Duration::from_millis(500)) => r,
-            _ = stop.changed() => break,
-        };
-        let batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!("mapping worker: reading the raw topics: {e}");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if batch.is_empty() {
-            continue;
-        }
-        if let Err(e) = process(&ctx, &mut decoder, &mut publisher, &batch).await {
-            // Nothing committed: the batch is read again after a pause.
-            failures += 1;
-            tracing::error!("mapping worker: {e}; retrying");
-            tokio::time::sleep(Duration::from_secs(u64::from(failures.min(30)))).await;
-            let group = format!("{}mapper", ctx.topic_prefix);
-            consumer = ctx
-                .bus
-                .subscribe(&group, &topics)
-                .await
-                .map_err(|e| format!("subscribing {group} again: {e}"))?;
-            continue;
-        }
-        failures = 0;
-        ledgerbridge_bus::commit_batch(&mut *consumer, &batch).await;
-    }
-    Ok(())
+    )));
+    tracing::info!(topics = ?stage.topics, "mapping worker running");
+    let map = |batch: &[Delivered]| map_batch(&ctx, &mut decoder, batch);
+    let deliver = |mapped: Mapped| {
+        let (ctx, publisher) = (ctx.clone(), Arc::clone(&publisher));
+        async move { deliver(&ctx, &mut *publisher.lock().await, mapped).await }
+    };
+    stage.run(&ctx.bus, stop, map, deliver).await
 }
+
+/// Most raw records read (and held mapped) at once; one batch is delivered while the next is
+/// mapped, so at most two are in memory.
+const BATCH: usize = 10_000;

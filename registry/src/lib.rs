@@ -8,6 +8,8 @@
 //!   readers could not use on old data is refused with the reason.
 //! - Error codes are Confluent's ([`RegistryError::code`]), so standard clients understand them.
 
+pub mod framing;
+
 use apache_avro::Schema;
 use apache_avro::schema_compatibility::SchemaCompatibility;
 use diesel::prelude::*;
@@ -262,7 +264,7 @@ impl Registry {
         fp: &str,
         level: Compatibility,
     ) -> Result<i64> {
-        let mut pooled = self.store.conn()?;
+        let mut pooled = self.store.writer()?;
         let conn: &mut AnyConnection = &mut pooled;
         ledgerbridge_store::write_transaction::<_, RegistryError, _>(conn, |c| {
             let versions: Vec<(i32, i64, String, String)> = registry_versions::table
@@ -450,7 +452,7 @@ impl Registry {
     /// A store failure.
     pub fn set_compatibility(&self, subject: Option<&str>, level: Compatibility) -> Result<()> {
         let key = subject.unwrap_or("");
-        let mut pooled = self.store.conn()?;
+        let mut pooled = self.store.writer()?;
         let conn: &mut AnyConnection = &mut pooled;
         ledgerbridge_store::write_transaction::<_, RegistryError, _>(conn, |c| {
             diesel::delete(registry_config::table.filter(registry_config::subject.eq(key)))

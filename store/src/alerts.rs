@@ -108,7 +108,7 @@ impl Store {
     /// The store failed.
     pub fn insert_alerts(&self, new: &[StoredAlert]) -> Result<usize> {
         use alerts::dsl;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         write_transaction(&mut conn, |c| {
             let now = now_ms();
             let active: Vec<Suppression> = {
@@ -226,7 +226,8 @@ impl Store {
     }
 
     /// Changes an alert's status (and assignee when given), recording who did it and why, in one
-    /// transaction. Returns false for an unknown alert.
+    /// transaction. Returns false for an unknown alert. A change to what the alert already has,
+    /// without a comment, is accepted and records nothing (a repeated click, a retried request).
     ///
     /// # Errors
     /// The store failed.
@@ -258,9 +259,27 @@ impl Store {
     ) -> Result<bool> {
         use crate::schema::alert_actions::dsl as a;
         use alerts::dsl;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
+            if let Some((status, assignee)) = change
+                && comment.trim().is_empty()
+            {
+                let now_has = dsl::alerts
+                    .filter(dsl::id.eq(id))
+                    .select((dsl::status, dsl::assignee))
+                    .first::<(String, Option<String>)>(c)
+                    .optional()?;
+                let Some((current, current_assignee)) = now_has else {
+                    return Ok(false);
+                };
+                let same_assignee = assignee.is_none_or(|who| {
+                    Some(who).filter(|w| !w.trim().is_empty()) == current_assignee.as_deref()
+                });
+                if current == status && same_assignee {
+                    return Ok(true);
+                }
+            }
             let changed = match change {
                 Some((status, Some(who))) => diesel::update(dsl::alerts.filter(dsl::id.eq(id)))
                     // An empty assignee clears it.
@@ -325,7 +344,7 @@ impl Store {
         expires_at_ms: i64,
     ) -> Result<Suppression> {
         use crate::schema::alert_suppressions::dsl as s;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             diesel::insert_into(s::alert_suppressions)
@@ -373,7 +392,7 @@ impl Store {
     /// The store failed.
     pub fn lift_suppression(&self, id: i64, actor: &str) -> Result<bool> {
         use crate::schema::alert_suppressions::dsl as s;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             diesel::update(
@@ -431,7 +450,7 @@ impl Store {
     pub fn set_alerts_anchored(&self, alerts: &[(i64, i64)], actions: &[(i64, i64)]) -> Result<()> {
         use crate::schema::alert_actions::dsl as a;
         use alerts::dsl;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         write_transaction(&mut conn, |c| {
             for (id, index) in alerts {
                 diesel::update(dsl::alerts.filter(dsl::id.eq(id)))

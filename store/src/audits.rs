@@ -53,7 +53,7 @@ impl Store {
     /// The store failed.
     pub fn queue_notifications(&self, new: &[NewNotification]) -> Result<usize> {
         use notifications::dsl as n;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             let mut added = 0;
@@ -114,7 +114,7 @@ impl Store {
         give_up_after: i32,
     ) -> Result<()> {
         use notifications::dsl as n;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             let rows = n::notifications.filter(n::id.eq_any(ids));
@@ -202,7 +202,7 @@ impl Store {
         status: &str,
     ) -> Result<AuditRun> {
         use audit_runs::dsl as r;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         let started = (status == "running").then_some(now);
         write_transaction(&mut conn, |c| {
@@ -230,7 +230,7 @@ impl Store {
     /// The store failed.
     pub fn claim_requested_audit(&self) -> Result<Option<AuditRun>> {
         use audit_runs::dsl as r;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             let Some(mut run) = r::audit_runs
@@ -264,7 +264,7 @@ impl Store {
         details: &str,
     ) -> Result<()> {
         use audit_runs::dsl as r;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             diesel::update(r::audit_runs.filter(r::id.eq(id)))
@@ -327,7 +327,7 @@ impl Store {
     /// The store failed.
     pub fn abandon_running_audits(&self) -> Result<usize> {
         use audit_runs::dsl as r;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             diesel::update(r::audit_runs.filter(r::status.eq("running")))
@@ -380,7 +380,7 @@ impl Store {
         actor: &str,
     ) -> Result<RuleVersion> {
         use rule_versions::dsl as v;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             let highest: Option<i32> = v::rule_versions
@@ -475,7 +475,7 @@ impl Store {
         note: &str,
     ) -> Result<Vec<CheckpointObservation>> {
         use checkpoint_observations::dsl as o;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             let seen = o::checkpoint_observations

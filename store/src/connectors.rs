@@ -136,7 +136,7 @@ impl Store {
         offset: Option<&str>,
     ) -> Result<()> {
         use connector_offsets::dsl;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             let row = dsl::connector_offsets
@@ -169,7 +169,7 @@ impl Store {
     /// The insert fails (the caller must not move on: nothing is dropped silently).
     pub fn quarantine(&self, records: &[NewQuarantined]) -> Result<Vec<i64>> {
         use quarantine::dsl;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             records
@@ -276,7 +276,7 @@ impl Store {
     ) -> Result<bool> {
         use quarantine::dsl;
         use quarantine_actions::dsl as a;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             if let Some(status) = status {
@@ -331,7 +331,7 @@ impl Store {
     /// The version exists already with another text, or the query fails.
     pub fn deploy_mapping(&self, name: &str, version: i32, spec: &str, by: &str) -> Result<()> {
         use mapping_versions::dsl;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             let existing = dsl::mapping_versions
@@ -412,7 +412,7 @@ impl Store {
         by: &str,
     ) -> Result<()> {
         use crate::schema::canonical_schemas::dsl;
-        let mut conn = self.conn()?;
+        let mut conn = self.writer()?;
         let now = now_ms();
         write_transaction(&mut conn, |c| {
             let existing = dsl::canonical_schemas

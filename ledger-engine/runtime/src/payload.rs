@@ -9,12 +9,6 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 
 use crate::{LedgerError, Result};
 
-pub(crate) fn random<const N: usize>() -> Result<[u8; N]> {
-    let mut out = [0u8; N];
-    fill(&mut out)?;
-    Ok(out)
-}
-
 /// Fills `buf` from the system's random source.
 pub(crate) fn fill(buf: &mut [u8]) -> Result<()> {
     SystemRandom::new()
@@ -148,7 +142,7 @@ impl Ledger {
                 appended.push((channel, a));
             }
         }
-        let mut pooled = self.store.conn()?;
+        let mut pooled = self.store.writer()?;
         let conn: &mut AnyConnection = &mut pooled;
         ledgerbridge_store::write_transaction::<_, LedgerError, _>(conn, |c| {
             diesel::delete(
