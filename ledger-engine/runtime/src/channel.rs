@@ -415,6 +415,43 @@ fn subject_of(e: &NewEntry, channel: &str) -> String {
         .unwrap_or_else(|| format!("_channel:{channel}"))
 }
 
+/// How often an append reloads a channel's state that another process moved before it gives up.
+const MAX_RELOADS: u32 = 5;
+
+/// The `node_meta` row counting erasures (see `SubjectKeys` in lib.rs).
+const ERASURES_KEY: &str = "ledger.erasures";
+
+/// How many erasures the store has seen (read inside the caller's transaction).
+pub(crate) fn erasure_count(c: &mut AnyConnection) -> Result<i64> {
+    use ledgerbridge_store::schema::node_meta::dsl;
+    let value = dsl::node_meta
+        .filter(dsl::key.eq(ERASURES_KEY))
+        .select(dsl::value)
+        .first::<String>(c)
+        .optional()?;
+    value.map_or(Ok(0), |v| {
+        v.parse()
+            .map_err(|_| LedgerError::Corrupt(format!("node_meta {ERASURES_KEY} is `{v}`")))
+    })
+}
+
+/// Counts one erasure, in the transaction that deletes the subject's key: one atomic UPDATE, so
+/// concurrent erasures on PostgreSQL each count.
+pub(crate) fn count_erasure(c: &mut AnyConnection) -> Result<()> {
+    diesel::sql_query(format!(
+        "INSERT INTO node_meta (key, value, updated_at_ms) VALUES ('{ERASURES_KEY}', '0', 0) \
+         ON CONFLICT (key) DO NOTHING"
+    ))
+    .execute(c)?;
+    diesel::sql_query(format!(
+        "UPDATE node_meta SET value = CAST(CAST(value AS BIGINT) + 1 AS TEXT), updated_at_ms = {} \
+         WHERE key = '{ERASURES_KEY}'",
+        now_ms()
+    ))
+    .execute(c)?;
+    Ok(())
+}
+
 /// The keys of every subject in `subjects`, creating (in multi-row inserts) those missing.
 /// Looked up in chunks with `IN` lists: one prepared look-up per subject measured twice as slow
 /// on SQLite (10 against 5 µs per entry in `bench pipeline`).
@@ -483,6 +520,8 @@ impl Ledger {
         // catches an id already in the log (redelivery is rare); only then the batch is staged
         // again with the look-up. Nothing of a failed attempt is visible (rolled back).
         let mut look_up = false;
+        let mut reloads = 0;
+        let mut learned = None;
         let (result, new_edge, new_block) = loop {
             // Time at the end of each stage (write lock, subject keys, preparation, entries,
             // tiles, signatures), logged at debug level with the commit's.
@@ -490,6 +529,19 @@ impl Ledger {
             let mut took = [std::time::Duration::ZERO; 6];
             let attempt = ledgerbridge_store::write_transaction::<_, LedgerError, _>(conn, |c| {
                 took[0] = began.elapsed();
+                // Another process of the node may have appended to this channel since this one
+                // last did (an erasure made through the API process, say): the in-memory right
+                // edge is then behind. Checked under the write lock, so it cannot move after.
+                let last = ledger_blocks::table
+                    .filter(ledger_blocks::channel.eq(channel))
+                    .order(ledger_blocks::height.desc())
+                    .select((ledger_blocks::height, ledger_blocks::block_hash))
+                    .first::<(i64, Vec<u8>)>(c)
+                    .optional()?;
+                let known = state.block.map(|(h, hash)| (h, hash.to_vec()));
+                if last != known {
+                    return Err(LedgerError::Moved(channel.to_owned()));
+                }
                 in_transaction(c)?;
                 // Stage: which events are new, in batch order, duplicates collapsed.
                 let mut existing: HashMap<String, u64> = HashMap::new();
@@ -514,7 +566,14 @@ impl Ledger {
                     .collect();
                 subjects.sort_unstable();
                 subjects.dedup();
-                let subject_keys = subject_keys(c, &subjects)?;
+                // Known keys from memory (valid while no erasure happened), the rest from the
+                // store; those are remembered once this transaction has committed.
+                let erasures = erasure_count(c)?;
+                let (mut known, unknown) = lock(&self.subject_keys).split(erasures, &subjects);
+                let found = subject_keys(c, &unknown)?;
+                known.extend(found.iter().map(|(s, k)| (s.clone(), k.clone())));
+                learned = Some((erasures, found));
+                let subject_keys = known;
                 took[1] = began.elapsed();
                 // One read of the random source per batch: salts and nonces for every entry.
                 let mut entropy = vec![0u8; batch.len() * payload::ENTROPY_PER_ENTRY];
@@ -670,11 +729,22 @@ impl Ledger {
                 "ledger append"
             );
             match attempt {
+                Err(LedgerError::Moved(_)) if reloads < MAX_RELOADS => {
+                    reloads += 1;
+                    tracing::info!(
+                        channel,
+                        "another process appended to the channel: reloading"
+                    );
+                    *state = ChannelState::load(&self.store, &self.keys_dir, channel)?;
+                }
                 Err(e) if !look_up && is_unique_violation(&e) => look_up = true,
                 other => break other?,
             }
         };
-        // Clean up: only a committed batch moves the in-memory edge.
+        // Clean up: only a committed batch moves the in-memory edge and teaches subject keys.
+        if let Some((erasures, keys)) = learned {
+            lock(&self.subject_keys).learn(erasures, keys);
+        }
         let checkpoint = new_edge.map(|(edge, cp)| {
             state.edge = edge;
             cp

@@ -77,6 +77,10 @@ pub enum LedgerError {
     /// Encryption or decryption failed.
     #[error("payload encryption: {0}")]
     Crypto(String),
+    /// Another process kept appending to the channel while this one reloaded its state (an
+    /// append retries after reloading; this is returned only when that kept happening).
+    #[error("channel `{0}` keeps being appended to by another process; try again")]
+    Moved(String),
 }
 
 /// Result alias.
@@ -101,6 +105,61 @@ pub struct Ledger {
     /// Full tiles never change once written, so proofs read them from here after the first time.
     full_tiles: Arc<Mutex<TileCache>>,
     groups: Arc<Mutex<HashMap<String, Arc<sequencer::Group>>>>,
+    /// Subject keys that committed appends read or created (see [`SubjectKeys`]).
+    subject_keys: Arc<Mutex<SubjectKeys>>,
+}
+
+/// Subject keys known to this process, so that an append looks up only the subjects it has not
+/// seen (the look-ups took a sixth of an append). A key only changes by being deleted, and only
+/// an erasure deletes one, in the same transaction as it counts itself in the store
+/// (`ledger.erasures` in `node_meta`). So the keys are valid for as long as that count is the
+/// one they were read under: every append reads the count inside its write transaction and
+/// forgets every key when it changed, whichever process erased. Keys are added only once the
+/// append that read or created them has committed.
+#[derive(Debug, Default)]
+pub(crate) struct SubjectKeys {
+    erasures: Option<i64>,
+    keys: HashMap<String, Vec<u8>>,
+}
+
+/// Subject keys kept at most (about 150 bytes each); all are forgotten past it.
+const SUBJECT_KEYS_KEPT: usize = 200_000;
+
+impl SubjectKeys {
+    /// The known keys of `subjects` under erasure count `erasures`, and the subjects to look up.
+    pub(crate) fn split(
+        &mut self,
+        erasures: i64,
+        subjects: &[String],
+    ) -> (HashMap<String, Vec<u8>>, Vec<String>) {
+        if self.erasures != Some(erasures) {
+            self.keys.clear();
+            self.erasures = Some(erasures);
+        }
+        let mut known = HashMap::with_capacity(subjects.len());
+        let mut unknown = Vec::new();
+        for s in subjects {
+            match self.keys.get(s) {
+                Some(k) => {
+                    known.insert(s.clone(), k.clone());
+                }
+                None => unknown.push(s.clone()),
+            }
+        }
+        (known, unknown)
+    }
+
+    /// Remembers keys a committed append read or created under erasure count `erasures`
+    /// (ignored when a later append saw another count).
+    pub(crate) fn learn(&mut self, erasures: i64, keys: HashMap<String, Vec<u8>>) {
+        if self.erasures != Some(erasures) {
+            return;
+        }
+        if self.keys.len() + keys.len() > SUBJECT_KEYS_KEPT {
+            self.keys.clear();
+        }
+        self.keys.extend(keys);
+    }
 }
 
 /// Full tiles by (channel, level, index).
@@ -146,6 +205,7 @@ impl Ledger {
             channels: Arc::new(Mutex::new(HashMap::new())),
             full_tiles: Arc::new(Mutex::new(HashMap::new())),
             groups: Arc::new(Mutex::new(HashMap::new())),
+            subject_keys: Arc::default(),
         })
     }
 

@@ -149,6 +149,8 @@ impl Ledger {
                 ledger_subject_keys::table.filter(ledger_subject_keys::subject.eq(subject)),
             )
             .execute(c)?;
+            // Every process's known subject keys are stale from here (`SubjectKeys`).
+            crate::channel::count_erasure(c)?;
             let before = ledger_erasures::table
                 .filter(ledger_erasures::subject.eq(subject))
                 .select(ledger_erasures::payloads_removed)

@@ -435,6 +435,60 @@ fn concurrent_submissions_are_sequenced_without_loss(ts: &TestStore) {
     assert_eq!(n.ledger.audit("claims", |_, _| {}).unwrap().finding, None);
 }
 
+/// Two ledgers on one store stand for two processes (an API process erasing, an anchoring
+/// process appending): the appender knows the subject's key from its first append, and must
+/// notice the erasure another process made rather than encrypt under the destroyed key.
+fn an_erasure_by_another_process_is_seen_by_the_next_append(ts: &TestStore) {
+    let appender = node(ts);
+    // The same node's signing keys, as a second process of the node has.
+    let eraser = Ledger::open(
+        ts.store.clone(),
+        appender.keys.path().join("keys"),
+        "ledgerbridge.test/node-a",
+    )
+    .unwrap();
+    let first = [event(0), event(7)]; // both patient-0
+    appender.ledger.append("claims", &first).unwrap();
+    // Known now; a second append for the same subject reads it from memory.
+    appender.ledger.append("claims", &[event(14)]).unwrap();
+    eraser.erase_subject("patient-0", "request 2026-7").unwrap();
+    for e in [event(0), event(7), event(14)] {
+        assert_eq!(
+            appender.ledger.payload("claims", &e.event_id).unwrap(),
+            None
+        );
+    }
+    // A new event of the subject after the erasure: a new key, so its payload reads back.
+    appender.ledger.append("claims", &[event(21)]).unwrap();
+    assert_eq!(
+        appender
+            .ledger
+            .payload("claims", &event(21).event_id)
+            .unwrap(),
+        Some(event(21).payload)
+    );
+    // And again from memory, still readable; a second erasure is seen the same way.
+    appender.ledger.append("claims", &[event(28)]).unwrap();
+    assert_eq!(
+        eraser.payload("claims", &event(28).event_id).unwrap(),
+        Some(event(28).payload)
+    );
+    eraser.erase_subject("patient-0", "request 2026-8").unwrap();
+    appender.ledger.append("claims", &[event(35)]).unwrap();
+    assert_eq!(
+        appender
+            .ledger
+            .payload("claims", &event(35).event_id)
+            .unwrap(),
+        Some(event(35).payload)
+    );
+    assert_eq!(eraser.payload("claims", &event(28).event_id).unwrap(), None);
+    assert_eq!(
+        appender.ledger.audit("claims", |_, _| {}).unwrap().finding,
+        None
+    );
+}
+
 ledgerbridge_store::on_both_backends!(
     "ledger":
     append_is_idempotent_and_every_entry_is_provable,
@@ -445,4 +499,5 @@ ledgerbridge_store::on_both_backends!(
     audit_finds_tampering_where_it_is,
     audit_catches_a_forged_checkpoint_signature_and_a_tampered_tile,
     concurrent_submissions_are_sequenced_without_loss,
+    an_erasure_by_another_process_is_seen_by_the_next_append,
 );
