@@ -9,6 +9,8 @@
 #   aiosmtpd    SMTP server on a free port                   LEDGERBRIDGE_TEST_SMTP
 #   chromium    /usr/bin/chromium for the browser tests      CHROMIUM
 #   confluent-kafka[avro] (PyPI): a standard Confluent client for the registry test
+#   moto[server] (PyPI): a local S3 server, the durable storage of the private tansu broker that
+#               the broker stop/restart crash test starts (python3 -m moto.server)
 #
 # Installs with apt-get / pip / cargo only what is missing (needs root on a fresh Debian).
 
@@ -149,6 +151,16 @@ ensure_smtp() {
   log "SMTP: aiosmtpd on $LEDGERBRIDGE_TEST_SMTP"
 }
 
+# A local S3 server for the crash test that stops and restarts a broker: its private tansu keeps
+# its topics in S3 (tansu's dynostore) so that they outlive the process.
+ensure_s3_server() {
+  if ! python3 -c 'import moto.server, flask_cors' 2>/dev/null; then
+    log "installing moto[server] (the S3 server a restarted broker keeps its data in)"
+    python3 -m pip install --quiet "moto[server]" >&2 2>/dev/null \
+      || python3 -m pip install --quiet --break-system-packages "moto[server]" >&2
+  fi
+}
+
 # A standard Confluent client (confluent-kafka with its Avro serializers) for the registry tests.
 ensure_confluent_client() {
   # The import the tests make, not just the package: confluent-kafka without its extras lacks
@@ -178,6 +190,7 @@ lb_services_start() {
   ensure_tansu
   ensure_smtp
   ensure_confluent_client
+  ensure_s3_server
   ensure_browser
 }
 

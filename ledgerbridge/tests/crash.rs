@@ -8,12 +8,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly on purpose
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use support::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ledgerbridge");
 const ROUNDS: usize = 8;
@@ -778,17 +782,63 @@ struct Broker {
     child: Child,
     addr: String,
     dir: tempfile::TempDir,
+    /// The private S3 server a durable broker keeps its topics in, and its URL.
+    s3: Option<(Child, String)>,
+}
+
+fn wait_for_port(addr: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 impl Broker {
+    /// tansu keeping its topics in memory.
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_with(None)
+    }
+
+    /// tansu keeping its topics in a private S3 server (moto, which scripts/services.sh
+    /// installs), so that they outlive the broker's process.
+    fn start_durable() -> Self {
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "moto.server", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("python3 -m moto.server (scripts/services.sh installs it): {e}")
+            });
         let addr = format!("127.0.0.1:{port}");
+        wait_for_port(&addr, "moto");
+        let url = format!("http://{addr}");
+        let bucket = reqwest::blocking::Client::new()
+            .put(format!("{url}/tansu"))
+            .send()
+            .unwrap();
+        assert!(
+            bucket.status().is_success(),
+            "creating the bucket: {bucket:?}"
+        );
+        Self::start_with(Some((child, url)))
+    }
+
+    fn start_with(s3: Option<(Child, String)>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Self::spawn(&addr, dir.path(), s3.as_ref().map(|(_, url)| url.as_str()));
+        Self {
+            child,
+            addr,
+            dir,
+            s3,
+        }
+    }
+
+    fn spawn(addr: &str, dir: &std::path::Path, s3: Option<&str>) -> Child {
         let bin = std::env::var("LEDGERBRIDGE_TEST_TANSU").unwrap_or_else(|_| {
             format!(
                 "{}/.cargo/bin/tansu",
@@ -796,9 +846,14 @@ impl Broker {
             )
         });
         let url = format!("tcp://{addr}");
-        let log = std::fs::File::create(dir.path().join("tansu.log")).unwrap();
-        let child = Command::new(&bin)
-            .current_dir(dir.path())
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("tansu.log"))
+            .unwrap();
+        let mut command = Command::new(&bin);
+        command
+            .current_dir(dir)
             .args([
                 "broker",
                 "--listener-url",
@@ -806,17 +861,23 @@ impl Broker {
                 "--advertised-listener-url",
                 &url,
             ])
-            .args(["--storage-engine", "memory://tansu/"])
             .stdout(Stdio::null())
-            .stderr(log)
+            .stderr(log);
+        match s3 {
+            Some(endpoint) => command
+                .args(["--storage-engine", "s3://tansu/"])
+                .env("AWS_ENDPOINT", endpoint)
+                .env("AWS_ALLOW_HTTP", "true")
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_DEFAULT_REGION", "us-east-1"),
+            None => command.args(["--storage-engine", "memory://tansu/"]),
+        };
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("tansu at {bin} (scripts/services.sh builds it): {e}"));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {addr}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self { child, addr, dir }
+        wait_for_port(addr, "tansu");
+        child
     }
 
     fn signal(&self, signal: &str) {
@@ -827,12 +888,31 @@ impl Broker {
             .unwrap();
         assert!(status.success(), "kill -{signal} tansu");
     }
+
+    /// Stops the broker's process (SIGTERM) and waits for it to end.
+    fn stop(&mut self) {
+        self.signal("TERM");
+        let _ = self.child.wait();
+    }
+
+    /// Starts the broker again on the same address and storage.
+    fn start_again(&mut self) {
+        self.child = Self::spawn(
+            &self.addr,
+            self.dir.path(),
+            self.s3.as_ref().map(|(_, url)| url.as_str()),
+        );
+    }
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some((s3, _)) = &mut self.s3 {
+            let _ = s3.kill();
+            let _ = s3.wait();
+        }
         if std::thread::panicking() {
             let log = std::fs::read_to_string(self.dir.path().join("tansu.log"));
             eprintln!("the private broker's log:\n{}", log.unwrap_or_default());
@@ -840,23 +920,28 @@ impl Drop for Broker {
     }
 }
 
-/// The broker paused (SIGSTOP) for 30 s while the sample systems keep writing, then resumed: the
-/// node waits for it (publishes block, no offset is stored past what the broker holds) and, once
-/// it is back, every source row of a mapped table is anchored once, and the node's
-/// reconciliation agrees.
-#[test]
-fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
-    let broker = Broker::start();
-    let db = ledgerbridge_store::testing::TestStore::postgres("crash_pause");
+/// Runs the sample node (connector, mapper, anchor and API roles in one process) on `broker`
+/// under load, takes the broker away with `down` for `outage`, brings it back with `up`, and
+/// checks what every broker outage must give: the API answers meanwhile with the bus down in its
+/// health, comes back without a restart, nothing is quarantined, and once the node has caught up
+/// every source row of a mapped table is anchored once (`caught_up`, reconciliation included).
+fn outage_under_load(
+    broker: &mut Broker,
+    name: &str,
+    outage: Duration,
+    down: impl FnOnce(&mut Broker),
+    up: impl FnOnce(&mut Broker),
+) {
+    let db = ledgerbridge_store::testing::TestStore::postgres(&format!("crash_{name}"));
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = |rate: f64| {
         sample_node_config(
-            "paused",
+            name,
             &data,
             &db.location,
             &broker.addr,
-            "paused.",
+            &format!("{name}."),
             r#""batch.num.messages" = "1""#,
             rate,
         )
@@ -869,8 +954,8 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
     let api = api.expect("the API's URL");
     wait_for_load(&data, &db.location);
     let before = mapped_source_rows(&data);
-    broker.signal("STOP");
-    let paused = Instant::now();
+    down(broker);
+    let began = Instant::now();
     // The API keeps answering while the broker is gone, and its health says the bus is down.
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(15))
@@ -885,8 +970,8 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
         .find(|c| c["name"] == "bus")
         .unwrap_or_else(|| panic!("no bus in {report:#}"));
     assert_eq!(bus["state"], "down", "{report:#}");
-    std::thread::sleep(Duration::from_secs(30).saturating_sub(paused.elapsed()));
-    broker.signal("CONT");
+    std::thread::sleep(outage.saturating_sub(began.elapsed()));
+    up(broker);
     let written = mapped_source_rows(&data) - before;
     // Back up without a restart once the broker answers again.
     wait_healthy(&client, &api, "the broker came back");
@@ -897,19 +982,52 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
         "connector,mapper,anchor,api",
         &data,
         &db.location,
-        "after the pause",
+        &format!("after the broker outage ({name})"),
     );
     assert!(
         written > 0,
-        "the sources wrote nothing while the broker was paused"
+        "the sources wrote nothing while the broker was away"
     );
     // Waited out, never a reason to quarantine.
     assert_eq!(
         quarantined, 0,
-        "records quarantined because the broker was paused"
+        "records quarantined because the broker was away"
     );
     println!(
-        "{total} source rows of 7 mapped tables ({written} written while the broker was paused for 30 s), {anchored} anchored entries, {quarantined} quarantined"
+        "{name}: {total} source rows of 7 mapped tables ({written} written while the broker was away for {} s), {anchored} anchored entries, {quarantined} quarantined",
+        outage.as_secs()
+    );
+}
+
+/// The broker paused (SIGSTOP) for 30 s while the sample systems keep writing, then resumed: the
+/// node waits for it (publishes block, no offset is stored past what the broker holds) and, once
+/// it is back, every source row of a mapped table is anchored once, and the node's
+/// reconciliation agrees.
+#[test]
+fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
+    let mut broker = Broker::start();
+    outage_under_load(
+        &mut broker,
+        "paused",
+        Duration::from_secs(30),
+        |b| b.signal("STOP"),
+        |b| b.signal("CONT"),
+    );
+}
+
+/// The broker's process stopped (SIGTERM) for 20 s under load and started again on its storage
+/// (tansu keeping its topics in S3, a local moto server): producers and consumers reconnect,
+/// consumer groups resume from their committed offsets, and every source row of a mapped table
+/// is anchored once.
+#[test]
+fn a_broker_stopped_and_restarted_under_load_loses_and_doubles_no_row() {
+    let mut broker = Broker::start_durable();
+    outage_under_load(
+        &mut broker,
+        "restarted",
+        Duration::from_secs(20),
+        Broker::stop,
+        Broker::start_again,
     );
 }
 
@@ -952,11 +1070,7 @@ impl PrivatePostgres {
 
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let _ = Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(dir.path())
