@@ -124,12 +124,18 @@ impl KafkaBus {
     /// A property librdkafka rejects, or no broker reachable.
     pub async fn connect(settings: KafkaSettings) -> Result<Self> {
         let base = settings.client_config();
-        let producer: FutureProducer<Context> = base
-            .clone()
+        let mut producer = base.clone();
+        producer
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "120000")
+            .set("message.timeout.ms", "120000");
+        // The configured properties win over these defaults too (a broker without idempotent
+        // producers, say).
+        for (k, v) in &settings.properties {
+            producer.set(k, v);
+        }
+        let producer: FutureProducer<Context> = producer
             .create_with_context(Context)
             .map_err(kafka_err("creating the producer"))?;
         let admin: AdminClient<Context> = base
