@@ -531,7 +531,9 @@ impl Ledger {
                 took[0] = began.elapsed();
                 // Another process of the node may have appended to this channel since this one
                 // last did (an erasure made through the API process, say): the in-memory right
-                // edge is then behind. Checked under the write lock, so it cannot move after.
+                // edge is then behind. On SQLite this runs under the write lock, so the channel
+                // cannot move after; on PostgreSQL an append racing this one makes one of the two
+                // fail on the (channel, idx) key, and that one comes back here and reloads.
                 let last = ledger_blocks::table
                     .filter(ledger_blocks::channel.eq(channel))
                     .order(ledger_blocks::height.desc())
