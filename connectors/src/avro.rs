@@ -14,14 +14,13 @@
 //! it. Column names that are not Avro names are rewritten (`[^A-Za-z0-9_]` → `_`, a leading digit
 //! prefixed with `_`) and the source name is kept in the field's `source_column` attribute.
 
-use std::sync::Arc;
-
 use apache_avro::Schema;
-use apache_avro::types::Value as Avro;
-use ledgerbridge_registry::framing::FramedWriter;
+use ledgerbridge_registry::framing::Compiled;
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_avro_fast::ser::SerializerConfig;
 use serde_json::json;
 
-use crate::{SourceRow, TableSchema, Value};
+use crate::{ColumnType, SourceRow, TableSchema, Value};
 
 /// A stream's Avro schema, ready to encode with.
 #[derive(Debug, Clone)]
@@ -33,8 +32,9 @@ pub struct RawSchema {
     /// Full name of the top record (the subject is `<topic>-<full name>`).
     pub full_name: String,
     fields: Vec<String>,
-    names: [String; 7],
-    writer: Arc<FramedWriter>,
+    kinds: Vec<ColumnType>,
+    /// The schema compiled for the encoder.
+    fast: Compiled,
 }
 
 /// Turns any text into an Avro name.
@@ -100,23 +100,13 @@ impl RawSchema {
         });
         let text = schema.to_string();
         let parsed = Schema::parse_str(&text).map_err(|e| e.to_string())?;
-        let writer = Arc::new(FramedWriter::new(&parsed).map_err(|e| e.to_string())?);
         Ok(Self {
-            writer,
+            fast: Compiled::parse(&text)?,
             schema: parsed,
             text,
             full_name: format!("{namespace}.{name}"),
             fields,
-            names: [
-                "source",
-                "connector",
-                "table",
-                "key",
-                "position",
-                "extracted_at",
-                "row",
-            ]
-            .map(str::to_owned),
+            kinds: table.columns.iter().map(|c| c.kind).collect(),
         })
     }
 
@@ -138,43 +128,110 @@ impl RawSchema {
                 self.fields.len()
             ));
         }
-        let [
-            source,
-            connector,
-            table,
-            key,
-            position,
-            extracted_at,
-            row_name,
-        ] = &self.names;
-        let fields = self
+        // Every value must be of its column's type (`Null` fits all: the fields are nullable).
+        if let Some(((name, kind), value)) = self
             .fields
             .iter()
+            .zip(&self.kinds)
             .zip(&row.values)
-            .map(|(name, value)| (name.clone(), union(value)))
-            .collect();
-        let value = Avro::Record(vec![
-            (
-                source.clone(),
-                Avro::Record(vec![
-                    (
-                        connector.clone(),
-                        Avro::String(provenance.connector.to_owned()),
-                    ),
-                    (table.clone(), Avro::String(provenance.table.to_owned())),
-                    (key.clone(), Avro::String(provenance.key.to_owned())),
-                    (position.clone(), Avro::String(row.position.clone())),
-                    (
-                        extracted_at.clone(),
-                        Avro::TimestampMillis(provenance.extracted_at_ms),
-                    ),
-                ]),
-            ),
-            (row_name.clone(), Avro::Record(fields)),
-        ]);
-        self.writer
-            .write(id, &value, out)
-            .map_err(|e| e.to_string())
+            .find(|((_, kind), value)| !fits(**kind, value))
+        {
+            return Err(format!(
+                "column `{name}` is {kind:?} but the value read is {}",
+                value.kind_name()
+            ));
+        }
+        let start = out.len();
+        out.extend_from_slice(&ledgerbridge_registry::framing::frame(id));
+        let record = RecordSer {
+            provenance,
+            row,
+            fields: &self.fields,
+        };
+        let mut config = SerializerConfig::new(&self.fast);
+        if let Err(e) = serde_avro_fast::to_datum(&record, &mut *out, &mut config) {
+            out.truncate(start);
+            return Err(e.to_string());
+        }
+        Ok(())
+    }
+}
+
+/// Whether `value` travels as a `kind` column.
+fn fits(kind: ColumnType, value: &Value) -> bool {
+    matches!(
+        (kind, value),
+        (_, Value::Null)
+            | (ColumnType::Boolean, Value::Boolean(_))
+            | (ColumnType::Int, Value::Int(_))
+            | (ColumnType::Long, Value::Long(_))
+            | (ColumnType::Float, Value::Float(_))
+            | (ColumnType::Double, Value::Double(_))
+            | (ColumnType::String | ColumnType::Decimal, Value::String(_))
+            | (ColumnType::Bytes, Value::Bytes(_))
+            | (ColumnType::Date, Value::Date(_))
+            | (ColumnType::Timestamp, Value::Timestamp(_))
+    )
+}
+
+/// A raw record, serialised in schema order: `source`, then `row` (every field a `["null", T]`
+/// union whose branch serde_avro_fast picks by the kind of value; [`fits`] was checked first).
+struct RecordSer<'a> {
+    provenance: &'a Provenance<'a>,
+    row: &'a SourceRow,
+    fields: &'a [String],
+}
+
+struct SourceSer<'a>(&'a Provenance<'a>, &'a str);
+
+struct RowSer<'a>(&'a [String], &'a [Value]);
+
+struct ValueSer<'a>(&'a Value);
+
+impl Serialize for RecordSer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("source", &SourceSer(self.provenance, &self.row.position))?;
+        m.serialize_entry("row", &RowSer(self.fields, &self.row.values))?;
+        m.end()
+    }
+}
+
+impl Serialize for SourceSer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let p = self.0;
+        let mut m = s.serialize_map(Some(5))?;
+        m.serialize_entry("connector", p.connector)?;
+        m.serialize_entry("table", p.table)?;
+        m.serialize_entry("key", p.key)?;
+        m.serialize_entry("position", self.1)?;
+        m.serialize_entry("extracted_at", &p.extracted_at_ms)?;
+        m.end()
+    }
+}
+
+impl Serialize for RowSer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0.iter().zip(self.1) {
+            m.serialize_entry(name.as_str(), &ValueSer(value))?;
+        }
+        m.end()
+    }
+}
+
+impl Serialize for ValueSer<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Int(i) | Value::Date(i) => s.serialize_i32(*i),
+            Value::Long(i) | Value::Timestamp(i) => s.serialize_i64(*i),
+            Value::Float(f) => s.serialize_f32(*f),
+            Value::Double(f) => s.serialize_f64(*f),
+            Value::String(text) => s.serialize_str(text),
+            Value::Bytes(b) => s.serialize_bytes(b),
+        }
     }
 }
 
@@ -189,22 +246,6 @@ pub struct Provenance<'a> {
     pub key: &'a str,
     /// Extraction time, milliseconds since the epoch.
     pub extracted_at_ms: i64,
-}
-
-fn union(value: &Value) -> Avro {
-    let v = match value {
-        Value::Null => return Avro::Union(0, Box::new(Avro::Null)),
-        Value::Boolean(b) => Avro::Boolean(*b),
-        Value::Int(i) => Avro::Int(*i),
-        Value::Long(i) => Avro::Long(*i),
-        Value::Float(f) => Avro::Float(*f),
-        Value::Double(f) => Avro::Double(*f),
-        Value::String(s) => Avro::String(s.clone()),
-        Value::Bytes(b) => Avro::Bytes(b.clone()),
-        Value::Date(d) => Avro::Date(*d),
-        Value::Timestamp(t) => Avro::TimestampMicros(*t),
-    };
-    Avro::Union(1, Box::new(v))
 }
 
 /// The key of a row on the bus: the primary key's value as text for a single column, a JSON
@@ -233,7 +274,136 @@ pub fn key_text(table: &TableSchema, row: &SourceRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Column, ColumnType};
+    use crate::Column;
+    use apache_avro::types::Value as Avro;
+    use proptest::prelude::*;
+
+    /// apache-avro's datum of a row, built the way the encoder was before it used
+    /// serde_avro_fast: the reference the encoder is checked against.
+    fn reference(raw: &RawSchema, p: &Provenance<'_>, row: &SourceRow) -> Vec<u8> {
+        let union = |v: &Value| {
+            let v = match v {
+                Value::Null => return Avro::Union(0, Box::new(Avro::Null)),
+                Value::Boolean(b) => Avro::Boolean(*b),
+                Value::Int(i) => Avro::Int(*i),
+                Value::Long(i) => Avro::Long(*i),
+                Value::Float(f) => Avro::Float(*f),
+                Value::Double(f) => Avro::Double(*f),
+                Value::String(s) => Avro::String(s.clone()),
+                Value::Bytes(b) => Avro::Bytes(b.clone()),
+                Value::Date(d) => Avro::Date(*d),
+                Value::Timestamp(t) => Avro::TimestampMicros(*t),
+            };
+            Avro::Union(1, Box::new(v))
+        };
+        let fields = raw
+            .fields
+            .iter()
+            .zip(&row.values)
+            .map(|(n, v)| (n.clone(), union(v)))
+            .collect();
+        let value = Avro::Record(vec![
+            (
+                "source".into(),
+                Avro::Record(vec![
+                    ("connector".into(), Avro::String(p.connector.into())),
+                    ("table".into(), Avro::String(p.table.into())),
+                    ("key".into(), Avro::String(p.key.into())),
+                    ("position".into(), Avro::String(row.position.clone())),
+                    (
+                        "extracted_at".into(),
+                        Avro::TimestampMillis(p.extracted_at_ms),
+                    ),
+                ]),
+            ),
+            ("row".into(), Avro::Record(fields)),
+        ]);
+        apache_avro::to_avro_datum(&raw.schema, value).expect("reference")
+    }
+
+    const KINDS: [ColumnType; 10] = [
+        ColumnType::Boolean,
+        ColumnType::Int,
+        ColumnType::Long,
+        ColumnType::Float,
+        ColumnType::Double,
+        ColumnType::String,
+        ColumnType::Bytes,
+        ColumnType::Date,
+        ColumnType::Timestamp,
+        ColumnType::Decimal,
+    ];
+
+    fn value_of(kind: ColumnType) -> BoxedStrategy<Value> {
+        let value = match kind {
+            ColumnType::Boolean => any::<bool>().prop_map(Value::Boolean).boxed(),
+            ColumnType::Int => any::<i32>().prop_map(Value::Int).boxed(),
+            ColumnType::Long => any::<i64>().prop_map(Value::Long).boxed(),
+            ColumnType::Float => any::<f32>().prop_map(Value::Float).boxed(),
+            ColumnType::Double => any::<f64>().prop_map(Value::Double).boxed(),
+            ColumnType::String | ColumnType::Decimal => "\\PC{0,8}".prop_map(Value::String).boxed(),
+            ColumnType::Bytes => proptest::collection::vec(any::<u8>(), 0..8)
+                .prop_map(Value::Bytes)
+                .boxed(),
+            ColumnType::Date => any::<i32>().prop_map(Value::Date).boxed(),
+            ColumnType::Timestamp => any::<i64>().prop_map(Value::Timestamp).boxed(),
+        };
+        prop_oneof![1 => Just(Value::Null), 4 => value].boxed()
+    }
+
+    fn table_and_row() -> impl Strategy<Value = (TableSchema, SourceRow)> {
+        proptest::collection::vec(proptest::sample::select(KINDS.to_vec()), 1..8).prop_flat_map(
+            |kinds| {
+                let columns: Vec<(String, ColumnType)> = kinds
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| (format!("c{i}"), *k))
+                    .collect();
+                let values: Vec<BoxedStrategy<Value>> =
+                    kinds.iter().map(|k| value_of(*k)).collect();
+                (values, "\\PC{0,12}").prop_map(move |(values, position)| {
+                    let named: Vec<(&str, ColumnType)> =
+                        columns.iter().map(|(n, k)| (n.as_str(), *k)).collect();
+                    (table(&named), SourceRow { values, position })
+                })
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn rows_are_encoded_as_apache_avro_encodes_them(
+            (t, row) in table_and_row(),
+            extracted_at_ms in any::<i64>(),
+        ) {
+            let raw = RawSchema::derive("c", &t).unwrap();
+            let p = Provenance { connector: "c", table: "t", key: "k", extracted_at_ms };
+            let mut out = vec![9];
+            raw.encode(5, &p, &row, &mut out).unwrap();
+            prop_assert_eq!(&out[..6], &[9, 0, 0, 0, 0, 5]);
+            prop_assert_eq!(&out[6..], &reference(&raw, &p, &row)[..]);
+        }
+    }
+
+    #[test]
+    fn a_value_of_another_type_than_its_column_is_refused_by_name() {
+        let t = table(&[("id", ColumnType::Long), ("paid", ColumnType::Boolean)]);
+        let raw = RawSchema::derive("c", &t).unwrap();
+        let p = Provenance {
+            connector: "c",
+            table: "t",
+            key: "1",
+            extracted_at_ms: 0,
+        };
+        let row = SourceRow {
+            values: vec![Value::Long(1), Value::String("yes".into())],
+            position: "1".into(),
+        };
+        let mut out = vec![1, 2];
+        let e = raw.encode(1, &p, &row, &mut out).unwrap_err();
+        assert_eq!(e, "column `paid` is Boolean but the value read is text");
+        assert_eq!(out, [1, 2], "nothing is left of a refused row");
+    }
 
     fn table(columns: &[(&str, ColumnType)]) -> TableSchema {
         TableSchema {

@@ -131,6 +131,23 @@ pub enum Value {
 }
 
 impl Value {
+    /// What kind of value this is, for error messages.
+    #[must_use]
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Self::Null => "null",
+            Self::Boolean(_) => "a boolean",
+            Self::Int(_) => "a 32-bit integer",
+            Self::Long(_) => "a 64-bit integer",
+            Self::Float(_) => "a 32-bit float",
+            Self::Double(_) => "a 64-bit float",
+            Self::String(_) => "text",
+            Self::Bytes(_) => "bytes",
+            Self::Date(_) => "a date",
+            Self::Timestamp(_) => "a timestamp",
+        }
+    }
+
     /// The value as JSON, for keys, offsets, quarantine payloads and the API.
     #[must_use]
     pub fn to_json(&self) -> serde_json::Value {

@@ -51,7 +51,7 @@ impl Pseudonymiser {
 }
 
 /// Where a raw record came from (the raw record's `source` block).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     /// Connector.
     pub connector: String,

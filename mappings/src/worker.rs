@@ -11,14 +11,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use apache_avro::types::Value as Avro;
 use ledgerbridge_bus::{Bus, Delivered, Record, Stage};
 use ledgerbridge_registry::Registry;
-use ledgerbridge_registry::framing::FramedReader;
 use ledgerbridge_store::{NewQuarantined, Store};
 use serde_json::{Map, Value as J};
 
 use crate::avro::CanonicalAvro;
+use crate::avro::raw::RawCodec;
 use crate::catalog::{CanonicalSchema, Violation};
 use crate::engine::{CanonicalEvent, Mapping, Outcome, Pseudonymiser, Source};
 
@@ -76,53 +75,11 @@ impl MappingSet {
     }
 }
 
-/// A raw record's schema: the parsed Avro schema and the source column name of each row field.
-#[derive(Debug)]
-struct RawShape {
-    reader: FramedReader,
-    columns: Vec<String>,
-}
-
 /// Decodes raw records (the connectors' Avro) through the registry.
 #[derive(Debug)]
 pub struct RawDecoder {
     registry: Registry,
-    shapes: HashMap<u32, Arc<RawShape>>,
-}
-
-fn avro_to_json(v: Avro) -> J {
-    match v {
-        Avro::Null => J::Null,
-        Avro::Boolean(b) => J::Bool(b),
-        Avro::Int(i) => J::from(i),
-        Avro::Long(i) => J::from(i),
-        Avro::Float(f) => J::from(f64::from(f)),
-        Avro::Double(f) => J::from(f),
-        Avro::String(s) | Avro::Enum(_, s) => J::String(s),
-        Avro::Bytes(b) | Avro::Fixed(_, b) => {
-            J::String(b.iter().map(|x| format!("{x:02x}")).collect())
-        }
-        Avro::Date(d) => chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
-            .and_then(|e| e.checked_add_signed(chrono::Duration::days(i64::from(d))))
-            .map_or(J::Null, |d| J::String(d.format("%Y-%m-%d").to_string())),
-        Avro::TimestampMicros(t) => chrono::DateTime::from_timestamp_micros(t)
-            .map_or(J::Null, |t| {
-                J::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-            }),
-        Avro::TimestampMillis(t) => chrono::DateTime::from_timestamp_millis(t)
-            .map_or(J::Null, |t| {
-                J::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-            }),
-        Avro::Union(_, inner) => avro_to_json(*inner),
-        Avro::Array(items) => J::Array(items.into_iter().map(avro_to_json).collect()),
-        Avro::Record(fields) => J::Object(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k, avro_to_json(v)))
-                .collect(),
-        ),
-        other => J::String(format!("{other:?}")),
-    }
+    shapes: HashMap<u32, Arc<RawCodec>>,
 }
 
 impl RawDecoder {
@@ -135,7 +92,7 @@ impl RawDecoder {
         }
     }
 
-    fn shape(&mut self, id: u32) -> Result<Arc<RawShape>, String> {
+    fn shape(&mut self, id: u32) -> Result<Arc<RawCodec>, String> {
         if let Some(s) = self.shapes.get(&id) {
             return Ok(Arc::clone(s));
         }
@@ -143,27 +100,7 @@ impl RawDecoder {
             .registry
             .schema(i64::from(id))
             .map_err(|e| format!("schema {id}: {e}"))?;
-        let json: J = serde_json::from_str(&text).map_err(|e| format!("schema {id}: {e}"))?;
-        let columns = json
-            .pointer("/fields/1/type/fields")
-            .and_then(J::as_array)
-            .map(|fields| {
-                fields
-                    .iter()
-                    .map(|f| {
-                        f.get("source_column")
-                            .or_else(|| f.get("name"))
-                            .and_then(J::as_str)
-                            .unwrap_or_default()
-                            .to_owned()
-                    })
-                    .collect()
-            })
-            .ok_or_else(|| format!("schema {id} is not a raw record (source, row)"))?;
-        let schema =
-            apache_avro::Schema::parse_str(&text).map_err(|e| format!("schema {id}: {e}"))?;
-        let reader = FramedReader::new(schema, id).map_err(|e| format!("schema {id}: {e}"))?;
-        let shape = Arc::new(RawShape { reader, columns });
+        let shape = Arc::new(RawCodec::new(&text).map_err(|e| format!("schema {id}: {e}"))?);
         self.shapes.insert(id, Arc::clone(&shape));
         Ok(shape)
     }
@@ -175,38 +112,9 @@ impl RawDecoder {
     pub fn decode(&mut self, bytes: &[u8]) -> Result<(Source, Map<String, J>), String> {
         let id = crate::avro::schema_id(bytes).map_err(|e| e.to_string())?;
         let shape = self.shape(id)?;
-        let (value, _) = shape
-            .reader
-            .read(bytes)
-            .map_err(|e| format!("the record does not decode with schema {id}: {e}"))?;
-        let Avro::Record(mut parts) = value else {
-            return Err("not a record".into());
-        };
-        let row = match parts.pop() {
-            Some((_, Avro::Record(fields))) => fields
-                .into_iter()
-                .zip(&shape.columns)
-                .map(|((_, v), column)| (column.clone(), avro_to_json(v)))
-                .collect(),
-            _ => return Err("no row in the raw record".into()),
-        };
-        let source = parts
-            .pop()
-            .map(|(_, v)| avro_to_json(v))
-            .ok_or("no source block in the raw record")?;
-        let source = Source {
-            connector: source["connector"].as_str().unwrap_or_default().to_owned(),
-            table: source["table"].as_str().unwrap_or_default().to_owned(),
-            key: source["key"].as_str().unwrap_or_default().to_owned(),
-            position: source["position"].as_str().unwrap_or_default().to_owned(),
-            extracted_at: match &source["extracted_at"] {
-                J::String(t) => chrono::DateTime::parse_from_rfc3339(t)
-                    .map(|t| t.timestamp_millis())
-                    .unwrap_or_default(),
-                other => other.as_i64().unwrap_or_default(),
-            },
-        };
-        Ok((source, row))
+        shape
+            .read(&bytes[ledgerbridge_registry::framing::FRAME..])
+            .map_err(|e| format!("the record does not decode with schema {id}: {e}"))
     }
 }
 
