@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ledgerbridge_bus::{Bus, Delivered};
-use ledgerbridge_ledger::{Ledger, NewEntry};
+use ledgerbridge_ledger::{Ledger, NewEntry, Prepared};
 use ledgerbridge_mappings::avro::CanonicalAvro;
 use ledgerbridge_mappings::{CanonicalSchema, Mappings};
 use ledgerbridge_registry::Registry;
@@ -210,15 +210,16 @@ fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// A batch decoded and routed, ready to append: its entries by channel (each with its
-/// extraction time) and the records to quarantine.
+/// A batch decoded, routed and prepared, ready to append: its entries by channel (with their
+/// extraction times) and the records to quarantine.
 struct Routed {
-    by_channel: BTreeMap<String, Vec<(NewEntry, i64)>>,
+    by_channel: Vec<(Prepared, Vec<i64>)>,
     failed: Vec<NewQuarantined>,
 }
 
-/// Decodes a batch and routes each event to its channel: the CPU-bound half of anchoring, run on
-/// a blocking thread while the previous batch is being appended.
+/// Decodes a batch, routes each event to its channel and prepares the ledger entries (keys,
+/// commitments, leaf hashes, encryption: [`Ledger::prepare`]): the CPU-bound half of anchoring,
+/// run while the previous batch is being appended.
 ///
 /// # Errors
 /// Something the batch needs is unavailable (the store behind the registry): retry it all.
@@ -280,6 +281,17 @@ fn route(
             extracted,
         ));
     }
+    let by_channel = by_channel
+        .into_iter()
+        .map(|(channel, entries)| {
+            let (batch, extracted): (Vec<NewEntry>, Vec<i64>) = entries.into_iter().unzip();
+            let prepared = ctx
+                .ledger
+                .prepare(&channel, batch)
+                .map_err(|e| format!("preparing entries for `{channel}`: {e}"))?;
+            Ok((prepared, extracted))
+        })
+        .collect::<Result<_, String>>()?;
     Ok(Routed { by_channel, failed })
 }
 
@@ -300,11 +312,10 @@ fn quarantine_row(d: &Delivered, reason: String) -> NewQuarantined {
 /// Appends a routed batch; returns when every event is in the ledger or quarantined.
 async fn append(ctx: AnchorContext, routed: Routed) -> Result<(), String> {
     let Routed { by_channel, failed } = routed;
-    for (channel, entries) in by_channel {
+    for (prepared, extracted) in by_channel {
         let ledger = ctx.ledger.clone();
-        let (batch, extracted): (Vec<NewEntry>, Vec<i64>) = entries.into_iter().unzip();
-        let ch = channel.clone();
-        let (appended, _) = tokio::task::spawn_blocking(move || ledger.append(&ch, &batch))
+        let channel = prepared.channel().to_owned();
+        let (appended, _) = tokio::task::spawn_blocking(move || ledger.append_prepared(prepared))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("anchoring in `{channel}`: {e}"))?;

@@ -314,9 +314,6 @@ pub(crate) fn block_hash_of(
     sha256(&data)
 }
 
-/// Batches with at least this many new entries are prepared on two threads.
-const PARALLEL_FROM: usize = 512;
-
 /// Replaces the tiles a batch changed: per level one DELETE of the changed range, then one
 /// multi-row INSERT.
 fn write_tiles(
@@ -381,10 +378,10 @@ struct EntryRow<'a> {
     channel: &'a str,
     idx: i64,
     event_id: &'a str,
-    leaf_data: Vec<u8>,
-    subject: String,
-    nonce: Option<Vec<u8>>,
-    ciphertext: Option<Vec<u8>>,
+    leaf_data: &'a [u8],
+    subject: &'a str,
+    nonce: Option<&'a [u8]>,
+    ciphertext: Option<&'a [u8]>,
 }
 
 /// Writes entry rows the fastest way each backend has: binary `COPY` on PostgreSQL; on SQLite
@@ -404,6 +401,43 @@ fn insert_entries(c: &mut AnyConnection, rows: &[EntryRow<'_>]) -> Result<()> {
                     .execute(lite)?;
             }
         }
+    }
+    Ok(())
+}
+
+/// The payload of `e` (after its commitment salt) encrypted under `key`.
+fn seal(
+    key: &[u8],
+    channel: &str,
+    e: &NewEntry,
+    salt: &[u8; 32],
+    nonce: [u8; payload::NONCE_LEN],
+) -> Result<Vec<u8>> {
+    let mut plain = Vec::with_capacity(32 + e.payload.len() + 16);
+    plain.extend_from_slice(salt);
+    plain.extend_from_slice(&e.payload);
+    payload::seal(key, channel, &e.event_id, nonce, plain)
+}
+
+/// Stores the keys a preparation made (in multi-row inserts).
+fn insert_new_keys(c: &mut AnyConnection, keys: &HashMap<String, SubjectKey>) -> Result<()> {
+    let now = now_ms();
+    let rows: Vec<_> = keys
+        .iter()
+        .filter(|(_, k)| k.created)
+        .map(|(subject, k)| {
+            (
+                ledger_subject_keys::subject.eq(subject.as_str()),
+                ledger_subject_keys::key_bytes.eq(k.bytes.as_slice()),
+                ledger_subject_keys::created_at_ms.eq(now),
+            )
+        })
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        on_backend!(
+            c,
+            diesel::insert_into(ledger_subject_keys::table).values(chunk)
+        )?;
     }
     Ok(())
 }
@@ -452,10 +486,10 @@ pub(crate) fn count_erasure(c: &mut AnyConnection) -> Result<()> {
     Ok(())
 }
 
-/// The keys of every subject in `subjects`, creating (in multi-row inserts) those missing.
-/// Looked up in chunks with `IN` lists: one prepared look-up per subject measured twice as slow
-/// on SQLite (10 against 5 µs per entry in `bench pipeline`).
-fn subject_keys(c: &mut AnyConnection, subjects: &[String]) -> Result<HashMap<String, Vec<u8>>> {
+/// The keys of those of `subjects` the store has. Looked up in chunks with `IN` lists: one
+/// prepared look-up per subject measured twice as slow on SQLite (10 against 5 µs per entry in
+/// `bench pipeline`).
+fn stored_keys(c: &mut AnyConnection, subjects: &[String]) -> Result<HashMap<String, Vec<u8>>> {
     let mut keys = HashMap::with_capacity(subjects.len());
     for chunk in subjects.chunks(CHUNK) {
         let found = ledger_subject_keys::table
@@ -464,30 +498,196 @@ fn subject_keys(c: &mut AnyConnection, subjects: &[String]) -> Result<HashMap<St
             .load::<(String, Vec<u8>)>(c)?;
         keys.extend(found);
     }
-    let now = now_ms();
-    let new: Vec<&String> = subjects.iter().filter(|s| !keys.contains_key(*s)).collect();
-    // One read of the random source for every new key.
-    let mut entropy = vec![0u8; new.len() * 32];
-    payload::fill(&mut entropy)?;
-    let mut missing = Vec::with_capacity(new.len());
-    for (subject, key) in new.into_iter().zip(entropy.chunks_exact(32)) {
-        missing.push((
-            ledger_subject_keys::subject.eq(subject.clone()),
-            ledger_subject_keys::key_bytes.eq(key.to_vec()),
-            ledger_subject_keys::created_at_ms.eq(now),
-        ));
-        keys.insert(subject.clone(), key.to_vec());
-    }
-    for chunk in missing.chunks(CHUNK) {
-        on_backend!(
-            c,
-            diesel::insert_into(ledger_subject_keys::table).values(chunk)
-        )?;
-    }
     Ok(keys)
 }
 
+/// A subject's key as a preparation holds it.
+#[derive(Clone)]
+struct SubjectKey {
+    bytes: Vec<u8>,
+    /// Made by the preparation: the append stores it, unless the subject has a key by then.
+    created: bool,
+}
+
+/// An entry made ready outside the channel's lock: everything but its index.
+struct PreparedEntry {
+    leaf_data: Vec<u8>,
+    leaf: Hash,
+    subject: String,
+    salt: [u8; 32],
+    nonce: [u8; payload::NONCE_LEN],
+    ciphertext: Vec<u8>,
+}
+
+/// A batch made ready to append ([`Ledger::prepare`]): subject keys read or created, salts and
+/// nonces drawn, commitments, leaf data and leaf hashes computed, payloads encrypted. This is
+/// most of an append's CPU time, done without the channel's lock or a write transaction, so that
+/// the anchoring worker prepares its next batch while the previous one is being written. The
+/// append checks, in its write transaction, that the keys are still valid (the store's erasure
+/// count has not moved) and that no other append gave a new subject a key meanwhile; if either
+/// happened it prepares again, or encrypts again the entries concerned.
+pub struct Prepared {
+    channel: String,
+    kind: EntryKind,
+    batch: Vec<NewEntry>,
+    accepted_at_ms: i64,
+    /// The store's erasure count the keys were read under.
+    erasures: i64,
+    keys: HashMap<String, SubjectKey>,
+    /// One per entry of `batch`.
+    entries: Vec<PreparedEntry>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("channel", &self.channel)
+            .field("entries", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// Its channel.
+    #[must_use]
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    /// How many events it holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Whether it holds no event.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+}
+
+/// Batches with at least this many entries are prepared on two threads.
+const PARALLEL_FROM: usize = 512;
+
 impl Ledger {
+    /// Prepares `batch` for `channel` with the store's connection `c` (a read, or the append's
+    /// write transaction) under erasure count `erasures`.
+    fn prepare_on(
+        &self,
+        c: &mut AnyConnection,
+        channel: &str,
+        kind: EntryKind,
+        batch: Vec<NewEntry>,
+        erasures: i64,
+    ) -> Result<Prepared> {
+        let accepted_at_ms = now_ms();
+        let mut subjects: Vec<String> = batch.iter().map(|e| subject_of(e, channel)).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        // Known keys from memory (valid while no erasure happened), the rest from the store, and
+        // new ones for subjects that have none yet.
+        let (known, unknown) = lock(&self.subject_keys).split(erasures, &subjects);
+        let found = stored_keys(c, &unknown)?;
+        let missing: Vec<&String> = unknown.iter().filter(|s| !found.contains_key(*s)).collect();
+        // One read of the random source for every new key.
+        let mut entropy = vec![0u8; missing.len() * 32];
+        payload::fill(&mut entropy)?;
+        let mut keys: HashMap<String, SubjectKey> = HashMap::with_capacity(subjects.len());
+        for (subject, bytes) in known.into_iter().chain(found) {
+            let key = SubjectKey {
+                bytes,
+                created: false,
+            };
+            keys.insert(subject, key);
+        }
+        for (subject, bytes) in missing.into_iter().zip(entropy.chunks_exact(32)) {
+            let key = SubjectKey {
+                bytes: bytes.to_vec(),
+                created: true,
+            };
+            keys.insert(subject.clone(), key);
+        }
+        // One read of the random source per batch: salts and nonces for every entry.
+        let mut entropy = vec![0u8; batch.len() * payload::ENTROPY_PER_ENTRY];
+        payload::fill(&mut entropy)?;
+        let prepare = |(position, e): (usize, &NewEntry)| -> Result<PreparedEntry> {
+            let (salt, nonce) = entropy[position * payload::ENTROPY_PER_ENTRY..]
+                .split_first_chunk::<32>()
+                .and_then(|(salt, rest)| Some((*salt, *rest.first_chunk::<12>()?)))
+                .ok_or_else(|| LedgerError::Crypto("entropy buffer too short".into()))?;
+            let entry = e.entry(channel, kind, commitment(&salt, &e.payload), accepted_at_ms);
+            let leaf_data = entry
+                .leaf_data()
+                .map_err(|source| LedgerError::Entry { position, source })?;
+            let leaf = leaf_hash(&leaf_data);
+            let subject = subject_of(e, channel);
+            let key = keys
+                .get(&subject)
+                .ok_or_else(|| LedgerError::Corrupt(format!("no key for subject {subject}")))?;
+            let ciphertext = seal(&key.bytes, channel, e, &salt, nonce)?;
+            Ok(PreparedEntry {
+                leaf_data,
+                leaf,
+                subject,
+                salt,
+                nonce,
+                ciphertext,
+            })
+        };
+        // On both cores for large batches.
+        let entries = if batch.len() >= PARALLEL_FROM {
+            let (first, second) = batch.split_at(batch.len() / 2);
+            let half = first.len();
+            let (a, b) = std::thread::scope(|scope| {
+                let other = scope.spawn(|| {
+                    second
+                        .iter()
+                        .enumerate()
+                        .map(|(i, e)| prepare((half + i, e)))
+                        .collect::<Result<Vec<_>>>()
+                });
+                let mine = first
+                    .iter()
+                    .enumerate()
+                    .map(prepare)
+                    .collect::<Result<Vec<_>>>();
+                (mine, other.join())
+            });
+            let b = b.map_err(|_| LedgerError::Crypto("a preparation thread panicked".into()))?;
+            let mut all = a?;
+            all.extend(b?);
+            all
+        } else {
+            batch
+                .iter()
+                .enumerate()
+                .map(prepare)
+                .collect::<Result<Vec<_>>>()?
+        };
+        Ok(Prepared {
+            channel: channel.to_owned(),
+            kind,
+            batch,
+            accepted_at_ms,
+            erasures,
+            keys,
+            entries,
+        })
+    }
+
+    /// Prepares a batch for [`Ledger::append_prepared`] without taking the channel's lock or a
+    /// write transaction (see [`Prepared`]).
+    ///
+    /// # Errors
+    /// An unknown channel, an invalid entry (naming its position and field), or a store failure.
+    pub fn prepare(&self, channel: &str, batch: Vec<NewEntry>) -> Result<Prepared> {
+        self.state(channel)?;
+        let mut conn = self.store.conn()?;
+        let erasures = erasure_count(&mut conn)?;
+        self.prepare_on(&mut conn, channel, EntryKind::Event, batch, erasures)
+    }
+
     /// Appends a batch to `channel`: idempotent per event id, durable when it returns (see the
     /// crate documentation for the commit order), and covered by a new signed checkpoint when
     /// anything was added.
@@ -500,31 +700,58 @@ impl Ledger {
         channel: &str,
         batch: &[NewEntry],
     ) -> Result<(Vec<Appended>, Option<CheckpointInfo>)> {
-        self.append_with(channel, batch, EntryKind::Event, |_| Ok(()))
+        self.append_prepared(self.prepare(channel, batch.to_vec())?)
     }
 
-    pub(crate) fn append_with(
+    /// Appends a prepared batch, as [`Ledger::append`] does.
+    ///
+    /// # Errors
+    /// As [`Ledger::append`].
+    pub fn append_prepared(
+        &self,
+        prepared: Prepared,
+    ) -> Result<(Vec<Appended>, Option<CheckpointInfo>)> {
+        self.append_with(prepared, |_| Ok(()))
+    }
+
+    /// Prepares and appends one entry of `kind`, running `in_transaction` in the append's write
+    /// transaction.
+    pub(crate) fn append_one(
         &self,
         channel: &str,
-        batch: &[NewEntry],
+        entry: NewEntry,
         kind: EntryKind,
         in_transaction: impl FnMut(&mut AnyConnection) -> Result<()>,
     ) -> Result<(Vec<Appended>, Option<CheckpointInfo>)> {
+        self.state(channel)?;
+        let mut conn = self.store.conn()?;
+        let erasures = erasure_count(&mut conn)?;
+        let prepared = self.prepare_on(&mut conn, channel, kind, vec![entry], erasures)?;
+        drop(conn);
+        self.append_with(prepared, in_transaction)
+    }
+
+    fn append_with(
+        &self,
+        prepared: Prepared,
+        in_transaction: impl FnMut(&mut AnyConnection) -> Result<()>,
+    ) -> Result<(Vec<Appended>, Option<CheckpointInfo>)> {
+        let channel = prepared.channel.clone();
+        let channel = channel.as_str();
         let state = self.state(channel)?;
         let mut state = lock(&state);
         let mut pooled = self.store.writer()?;
         let conn: &mut AnyConnection = &mut pooled;
-        let accepted_at_ms = now_ms();
         let mut in_transaction = in_transaction;
+        let mut prepared = prepared;
         // Optimistic first attempt: no look-up of the batch's event ids, the UNIQUE constraint
         // catches an id already in the log (redelivery is rare); only then the batch is staged
         // again with the look-up. Nothing of a failed attempt is visible (rolled back).
         let mut look_up = false;
         let mut reloads = 0;
-        let mut learned = None;
         let (result, new_edge, new_block) = loop {
-            // Time at the end of each stage (write lock, subject keys, preparation, entries,
-            // tiles, signatures), logged at debug level with the commit's.
+            // Time at the end of each stage (write lock, subject keys, index assignment,
+            // entries, tiles, signatures), logged at debug level with the commit's.
             let began = std::time::Instant::now();
             let mut took = [std::time::Duration::ZERO; 6];
             let attempt = ledgerbridge_store::write_transaction::<_, LedgerError, _>(conn, |c| {
@@ -545,9 +772,11 @@ impl Ledger {
                     return Err(LedgerError::Moved(channel.to_owned()));
                 }
                 in_transaction(c)?;
-                // Stage: which events are new, in batch order, duplicates collapsed.
+                self.keys_still_valid(c, &mut prepared)?;
+                took[1] = began.elapsed();
+                // Which events are new (in batch order, duplicates collapsed) and their indexes.
                 let mut existing: HashMap<String, u64> = HashMap::new();
-                for chunk in batch.chunks(CHUNK).take_while(|_| look_up) {
+                for chunk in prepared.batch.chunks(CHUNK).take_while(|_| look_up) {
                     let ids: Vec<&str> = chunk.iter().map(|e| e.event_id.as_str()).collect();
                     let found = ledger_entries::table
                         .filter(ledger_entries::channel.eq(channel))
@@ -559,30 +788,9 @@ impl Ledger {
                 let mut edge = state.edge.clone();
                 let first_index = edge.size;
                 let mut written = HashMap::new();
-                let mut result = Vec::with_capacity(batch.len());
+                let mut result = Vec::with_capacity(prepared.batch.len());
                 let mut rows = Vec::new();
-                let mut subjects: Vec<String> = batch
-                    .iter()
-                    .filter(|e| !existing.contains_key(&e.event_id))
-                    .map(|e| subject_of(e, channel))
-                    .collect();
-                subjects.sort_unstable();
-                subjects.dedup();
-                // Known keys from memory (valid while no erasure happened), the rest from the
-                // store; those are remembered once this transaction has committed.
-                let erasures = erasure_count(c)?;
-                let (mut known, unknown) = lock(&self.subject_keys).split(erasures, &subjects);
-                let found = subject_keys(c, &unknown)?;
-                known.extend(found.iter().map(|(s, k)| (s.clone(), k.clone())));
-                learned = Some((erasures, found));
-                let subject_keys = known;
-                took[1] = began.elapsed();
-                // One read of the random source per batch: salts and nonces for every entry.
-                let mut entropy = vec![0u8; batch.len() * payload::ENTROPY_PER_ENTRY];
-                payload::fill(&mut entropy)?;
-                // Which events are new (in batch order, duplicates collapsed) and their indexes.
-                let mut fresh: Vec<(usize, u64)> = Vec::new();
-                for (position, e) in batch.iter().enumerate() {
+                for (e, p) in prepared.batch.iter().zip(&prepared.entries) {
                     if let Some(&index) = existing.get(&e.event_id) {
                         result.push(Appended {
                             index,
@@ -590,70 +798,28 @@ impl Ledger {
                         });
                         continue;
                     }
-                    let index = edge.size + fresh.len() as u64;
+                    let index = edge.size;
                     existing.insert(e.event_id.clone(), index);
-                    fresh.push((position, index));
                     result.push(Appended {
                         index,
                         existing: false,
                     });
-                }
-                // Leaf data, leaf hashes and encrypted payloads, on both cores for large batches.
-                let prepare = |&(position, index): &(usize, u64)| -> Result<(EntryRow<'_>, Hash)> {
-                    let e = &batch[position];
-                    let (salt, nonce) = entropy[position * payload::ENTROPY_PER_ENTRY..]
-                        .split_first_chunk::<32>()
-                        .and_then(|(salt, rest)| Some((*salt, *rest.first_chunk::<12>()?)))
-                        .ok_or_else(|| LedgerError::Crypto("entropy buffer too short".into()))?;
-                    let entry =
-                        e.entry(channel, kind, commitment(&salt, &e.payload), accepted_at_ms);
-                    let leaf_data = entry
-                        .leaf_data()
-                        .map_err(|source| LedgerError::Entry { position, source })?;
-                    let leaf = leaf_hash(&leaf_data);
-                    let subject = subject_of(e, channel);
-                    let key = subject_keys.get(&subject).ok_or_else(|| {
-                        LedgerError::Corrupt(format!("no key for subject {subject}"))
-                    })?;
-                    let mut plain = salt.to_vec();
-                    plain.extend_from_slice(&e.payload);
-                    let (nonce, ciphertext) =
-                        payload::seal(key, channel, &e.event_id, nonce, &plain)?;
-                    let row = EntryRow {
+                    edge.push(p.leaf, &mut written);
+                    rows.push(EntryRow {
                         channel,
                         idx: to_i64(index),
                         event_id: &e.event_id,
-                        leaf_data,
-                        subject,
-                        nonce: Some(nonce),
-                        ciphertext: Some(ciphertext),
-                    };
-                    Ok((row, leaf))
-                };
-                let prepared: Vec<(EntryRow<'_>, Hash)> = if fresh.len() >= PARALLEL_FROM {
-                    let (first, second) = fresh.split_at(fresh.len() / 2);
-                    let (a, b) = std::thread::scope(|scope| {
-                        let other =
-                            scope.spawn(|| second.iter().map(prepare).collect::<Result<Vec<_>>>());
-                        let mine = first.iter().map(prepare).collect::<Result<Vec<_>>>();
-                        (mine, other.join())
+                        leaf_data: &p.leaf_data,
+                        subject: &p.subject,
+                        nonce: Some(&p.nonce),
+                        ciphertext: Some(&p.ciphertext),
                     });
-                    let b =
-                        b.map_err(|_| LedgerError::Crypto("a preparation thread panicked".into()))?;
-                    let mut all = a?;
-                    all.extend(b?);
-                    all
-                } else {
-                    fresh.iter().map(prepare).collect::<Result<Vec<_>>>()?
-                };
-                for (row, leaf) in prepared {
-                    edge.push(leaf, &mut written);
-                    rows.push(row);
                 }
                 took[2] = began.elapsed();
                 if rows.is_empty() {
                     return Ok((result, None, None));
                 }
+                insert_new_keys(c, &prepared.keys)?;
                 insert_entries(c, &rows)?;
                 took[3] = began.elapsed();
                 write_tiles(c, channel, &written)?;
@@ -664,6 +830,7 @@ impl Ledger {
                 let (height, prev) = state
                     .block
                     .map_or((0, [0u8; 32]), |(h, hash)| (h + 1, hash));
+                let signed_at_ms = now_ms().max(prepared.accepted_at_ms);
                 let hash = block_hash_of(
                     channel,
                     height,
@@ -671,7 +838,7 @@ impl Ledger {
                     first_index,
                     size,
                     &root,
-                    accepted_at_ms,
+                    signed_at_ms,
                 );
                 diesel::insert_into(ledger_blocks::table)
                     .values((
@@ -681,7 +848,7 @@ impl Ledger {
                         ledger_blocks::first_index.eq(to_i64(first_index)),
                         ledger_blocks::tree_size.eq(to_i64(size)),
                         ledger_blocks::root.eq(root.to_vec()),
-                        ledger_blocks::created_at_ms.eq(accepted_at_ms),
+                        ledger_blocks::created_at_ms.eq(signed_at_ms),
                         ledger_blocks::block_hash.eq(hash.to_vec()),
                     ))
                     .execute(c)?;
@@ -706,7 +873,7 @@ impl Ledger {
                         ledger_checkpoints::tree_size.eq(to_i64(size)),
                         ledger_checkpoints::root.eq(root.to_vec()),
                         ledger_checkpoints::note.eq(&note),
-                        ledger_checkpoints::created_at_ms.eq(accepted_at_ms),
+                        ledger_checkpoints::created_at_ms.eq(signed_at_ms),
                     ))
                     .execute(c)?;
                 took[5] = began.elapsed();
@@ -719,10 +886,10 @@ impl Ledger {
             });
             tracing::debug!(
                 channel,
-                entries = batch.len(),
+                entries = prepared.batch.len(),
                 lock_ms = took[0].as_millis(),
                 keys_ms = (took[1].saturating_sub(took[0])).as_millis(),
-                prepare_ms = (took[2].saturating_sub(took[1])).as_millis(),
+                stage_ms = (took[2].saturating_sub(took[1])).as_millis(),
                 insert_ms = (took[3].saturating_sub(took[2])).as_millis(),
                 tiles_ms = (took[4].saturating_sub(took[3])).as_millis(),
                 sign_ms = (took[5].saturating_sub(took[4])).as_millis(),
@@ -744,8 +911,13 @@ impl Ledger {
             }
         };
         // Clean up: only a committed batch moves the in-memory edge and teaches subject keys.
-        if let Some((erasures, keys)) = learned {
-            lock(&self.subject_keys).learn(erasures, keys);
+        if new_block.is_some() {
+            let keys = prepared
+                .keys
+                .into_iter()
+                .map(|(s, k)| (s, k.bytes))
+                .collect();
+            lock(&self.subject_keys).learn(prepared.erasures, keys);
         }
         let checkpoint = new_edge.map(|(edge, cp)| {
             state.edge = edge;
@@ -755,6 +927,55 @@ impl Ledger {
             state.block = new_block;
         }
         Ok((result, checkpoint))
+    }
+
+    /// In the append's write transaction: prepares the batch again if an erasure happened since
+    /// its keys were read, and encrypts again under the stored key the entries of any subject
+    /// that another append gave a key meanwhile (the key this preparation made is dropped).
+    fn keys_still_valid(&self, c: &mut AnyConnection, prepared: &mut Prepared) -> Result<()> {
+        let erasures = erasure_count(c)?;
+        if erasures != prepared.erasures {
+            tracing::debug!(
+                channel = prepared.channel,
+                "an erasure happened since the batch was prepared: preparing it again"
+            );
+            let batch = std::mem::take(&mut prepared.batch);
+            let channel = prepared.channel.clone();
+            *prepared = self.prepare_on(c, &channel, prepared.kind, batch, erasures)?;
+            return Ok(());
+        }
+        let created: Vec<String> = prepared
+            .keys
+            .iter()
+            .filter(|(_, k)| k.created)
+            .map(|(s, _)| s.clone())
+            .collect();
+        let stored = stored_keys(c, &created)?;
+        if stored.is_empty() {
+            return Ok(());
+        }
+        let Prepared {
+            channel,
+            batch,
+            keys,
+            entries,
+            ..
+        } = prepared;
+        for (e, p) in batch.iter().zip(entries.iter_mut()) {
+            if let Some(key) = stored.get(&p.subject) {
+                p.ciphertext = seal(key, channel, e, &p.salt, p.nonce)?;
+            }
+        }
+        for (subject, bytes) in stored {
+            keys.insert(
+                subject,
+                SubjectKey {
+                    bytes,
+                    created: false,
+                },
+            );
+        }
+        Ok(())
     }
 
     /// The latest signed checkpoint of a channel (`None` while it is empty).

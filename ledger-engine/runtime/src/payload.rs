@@ -4,7 +4,10 @@
 //! its channel and event id. Erasing a subject deletes its key and its ciphertexts: the
 //! commitments in the log stay, so every proof still verifies, and nothing can be decrypted.
 
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+
+/// Bytes of an AES-GCM nonce.
+pub(crate) use ring::aead::NONCE_LEN;
 use ring::rand::{SecureRandom as _, SystemRandom};
 
 use crate::{LedgerError, Result};
@@ -29,15 +32,14 @@ fn aad(channel: &str, event_id: &str) -> Vec<u8> {
     format!("ledgerbridge/payload/v1\0{channel}\0{event_id}").into_bytes()
 }
 
-/// Encrypts; returns (nonce, ciphertext with tag).
+/// Encrypts `data` in place; returns the ciphertext with its tag.
 pub(crate) fn seal(
     key_bytes: &[u8],
     channel: &str,
     event_id: &str,
     nonce: [u8; NONCE_LEN],
-    plaintext: &[u8],
-) -> Result<(Vec<u8>, Vec<u8>)> {
-    let mut data = plaintext.to_vec();
+    mut data: Vec<u8>,
+) -> Result<Vec<u8>> {
     key(key_bytes)?
         .seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
@@ -45,7 +47,7 @@ pub(crate) fn seal(
             &mut data,
         )
         .map_err(|_| LedgerError::Crypto("encryption failed".into()))?;
-    Ok((nonce.to_vec(), data))
+    Ok(data)
 }
 
 /// Decrypts what [`seal`] produced.
@@ -117,9 +119,9 @@ impl Ledger {
                 )
                 .into_bytes(),
             };
-            let (mut result, _) = self.append_with(
+            let (mut result, _) = self.append_one(
                 &channel,
-                &[record],
+                record,
                 EntryKind::Erasure,
                 |c: &mut AnyConnection| {
                     let n = diesel::update(

@@ -489,6 +489,67 @@ fn an_erasure_by_another_process_is_seen_by_the_next_append(ts: &TestStore) {
     );
 }
 
+/// The anchoring worker prepares batch n+1 while batch n is appended: a batch prepared before
+/// an erasure is prepared again when it is appended (its payloads must read back under the
+/// subject's new key), and two batches prepared before either was appended, bringing the same new
+/// subject, end up under the one key the first append stored.
+fn batches_prepared_ahead_of_their_append_stay_readable(ts: &TestStore) {
+    let appender = node(ts);
+    let eraser = Ledger::open(
+        ts.store.clone(),
+        appender.keys.path().join("keys"),
+        "ledgerbridge.test/node-a",
+    )
+    .unwrap();
+    // patient-0 (events 0, 7, 14, ...) and patient-1 (1, 8, ...) are new to the store.
+    let a = appender
+        .ledger
+        .prepare("claims", vec![event(0), event(1)])
+        .unwrap();
+    let b = appender
+        .ledger
+        .prepare("claims", vec![event(7), event(8), event(2)])
+        .unwrap();
+    assert_eq!((a.channel(), a.len(), b.len()), ("claims", 2, 3));
+    appender.ledger.append_prepared(a).unwrap();
+    appender.ledger.append_prepared(b).unwrap();
+    for i in [0, 1, 7, 8, 2] {
+        assert_eq!(
+            eraser.payload("claims", &event(i).event_id).unwrap(),
+            Some(event(i).payload),
+            "event {i}"
+        );
+    }
+    // Prepared under the old key of patient-0, appended after its erasure.
+    let c = appender
+        .ledger
+        .prepare("claims", vec![event(14), event(15)])
+        .unwrap();
+    eraser.erase_subject("patient-0", "request 2026-9").unwrap();
+    appender.ledger.append_prepared(c).unwrap();
+    for i in [14, 15, 8] {
+        assert_eq!(
+            eraser.payload("claims", &event(i).event_id).unwrap(),
+            Some(event(i).payload),
+            "event {i}"
+        );
+    }
+    for i in [0, 7] {
+        assert_eq!(eraser.payload("claims", &event(i).event_id).unwrap(), None);
+    }
+    // A prepared batch appended twice adds nothing the second time.
+    let again = appender
+        .ledger
+        .prepare("claims", vec![event(14), event(21)])
+        .unwrap();
+    let (appended, _) = appender.ledger.append_prepared(again).unwrap();
+    assert!(appended[0].existing && !appended[1].existing);
+    assert_eq!(
+        appender.ledger.audit("claims", |_, _| {}).unwrap().finding,
+        None
+    );
+}
+
 ledgerbridge_store::on_both_backends!(
     "ledger":
     append_is_idempotent_and_every_entry_is_provable,
@@ -500,4 +561,5 @@ ledgerbridge_store::on_both_backends!(
     audit_catches_a_forged_checkpoint_signature_and_a_tampered_tile,
     concurrent_submissions_are_sequenced_without_loss,
     an_erasure_by_another_process_is_seen_by_the_next_append,
+    batches_prepared_ahead_of_their_append_stay_readable,
 );
