@@ -27,6 +27,24 @@ pub use audits::{AuditRun, CheckpointObservation, NewNotification, Notification,
 pub use connectors::{MappingVersion, NewQuarantined, QuarantineAction, QuarantinedRecord};
 pub use tokens::{Role, TokenInfo, hash_token};
 
+/// The 64-bit look-up key of a text the ledger finds entries by (an event id, a data subject):
+/// the first 8 bytes of its SHA-256, big-endian, as a signed integer. Indexes of these are a
+/// fraction of the size of indexes of the texts (see migration `000008_ledger_lookup_keys`);
+/// a look-up matches the key, then the text, so a collision only costs a row read.
+#[must_use]
+pub fn lookup_key(text: &str) -> i64 {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    i64::from_be_bytes(first)
+}
+
+diesel::define_sql_function! {
+    /// [`lookup_key`] in SQL on SQLite, for the migration that fills the keys of existing
+    /// entries (PostgreSQL computes it with its own `sha256`).
+    fn ledgerbridge_lookup_key(text: diesel::sql_types::Text) -> diesel::sql_types::BigInt;
+}
+
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -326,10 +344,13 @@ impl Store {
             reason: e.to_string(),
         };
         let applied = match &mut *conn {
-            AnyConnection::Sqlite(c) => c
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map_err(fail)?
-                .len(),
+            AnyConnection::Sqlite(c) => {
+                ledgerbridge_lookup_key_utils::register_impl(c, |text: String| lookup_key(&text))
+                    .map_err(|e| fail(Box::new(e)))?;
+                c.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(fail)?
+                    .len()
+            }
             AnyConnection::Postgresql(c) => c
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map_err(fail)?
@@ -448,4 +469,117 @@ pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod lookup_key_migration {
+    //! Migration `000008_ledger_lookup_keys` fills the look-up keys of the entries a store
+    //! already has with the same values `lookup_key` gives new ones: in Rust on SQLite, in SQL
+    //! (`sha256`) on PostgreSQL.
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use diesel::migration::MigrationSource;
+    use diesel::prelude::*;
+    use diesel_migrations::MigrationHarness;
+
+    use super::*;
+
+    const BEFORE: &str = "20261129000008";
+
+    /// Event ids and subjects, among them one whose key is negative (first hash byte ≥ 0x80).
+    fn texts() -> Vec<String> {
+        let negative = (0..)
+            .map(|i| format!("claim:{i}"))
+            .find(|t| lookup_key(t) < 0)
+            .unwrap();
+        vec![
+            "claim:h1:000001".into(),
+            negative,
+            "환자-7 ünïcødé".into(),
+            String::new(),
+        ]
+    }
+
+    /// Rows as the ledger wrote them before the migration (`blob`: a byte string in the dialect).
+    fn old_rows(c: &mut impl diesel::connection::SimpleConnection, blob: &str) {
+        c.batch_execute(
+            "INSERT INTO ledger_channels (name, origin, created_at_ms) VALUES ('claims', 'o', 0)",
+        )
+        .unwrap();
+        for (i, t) in texts().iter().enumerate() {
+            let t = t.replace('\'', "''");
+            c.batch_execute(&format!(
+                "INSERT INTO ledger_entries (channel, idx, event_id, leaf_data, subject) \
+                 VALUES ('claims', {i}, '{t}', {blob}, 'subject {t}')"
+            ))
+            .unwrap();
+        }
+    }
+
+    fn check(store: &Store) {
+        use crate::schema::ledger_entries::dsl;
+        let mut conn = store.conn().unwrap();
+        let rows: Vec<(String, i64, String, i64)> = dsl::ledger_entries
+            .order(dsl::idx)
+            .select((
+                dsl::event_id,
+                dsl::event_key,
+                dsl::subject,
+                dsl::subject_key,
+            ))
+            .load(&mut *conn)
+            .unwrap();
+        assert_eq!(rows.len(), texts().len());
+        for (event_id, event_key, subject, subject_key) in rows {
+            assert_eq!(event_key, lookup_key(&event_id), "{event_id}");
+            assert_eq!(subject_key, lookup_key(&subject), "{subject}");
+        }
+    }
+
+    #[test]
+    fn sqlite_keys_of_existing_entries_are_filled() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.sqlite3");
+        let mut c = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+        diesel::migration::MigrationConnection::setup(&mut c).unwrap();
+        for m in MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS).unwrap()
+        {
+            if m.name().version().to_string().as_str() < BEFORE {
+                c.run_migration(&m).unwrap();
+            }
+        }
+        old_rows(&mut c, "x'00'");
+        drop(c);
+        check(&Store::open_sqlite(&path).unwrap());
+    }
+
+    #[test]
+    fn postgres_keys_of_existing_entries_are_filled() {
+        let base = testing::pg_base();
+        let admin = format!("{base}/postgres");
+        let name = format!("lb_lookup_keys_{}", std::process::id());
+        let mut a = diesel::PgConnection::establish(&admin).unwrap();
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut a)
+            .unwrap();
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut a)
+            .unwrap();
+        let url = format!("{base}/{name}");
+        let mut c = diesel::PgConnection::establish(&url).unwrap();
+        diesel::migration::MigrationConnection::setup(&mut c).unwrap();
+        for m in MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS).unwrap() {
+            if m.name().version().to_string().as_str() < BEFORE {
+                c.run_migration(&m).unwrap();
+            }
+        }
+        old_rows(&mut c, "decode('00', 'hex')");
+        drop(c);
+        let store = Store::open_postgres(&url, 2, Duration::from_secs(10)).unwrap();
+        check(&store);
+        drop(store);
+        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut a)
+            .unwrap();
+    }
 }

@@ -32,8 +32,10 @@ diesel::table! {
         channel -> Text,
         idx -> BigInt,
         event_id -> Text,
+        event_key -> BigInt,
         leaf_data -> Binary,
         subject -> Text,
+        subject_key -> BigInt,
         nonce -> Nullable<Binary>,
         ciphertext -> Nullable<Binary>,
     }

@@ -16,7 +16,7 @@ use ledgerbridge_store::schema::{
     ledger_blocks, ledger_channels, ledger_checkpoints, ledger_entries, ledger_keys,
     ledger_subject_keys, ledger_tiles,
 };
-use ledgerbridge_store::{AnyConnection, Store};
+use ledgerbridge_store::{AnyConnection, Store, lookup_key};
 
 use crate::tiles::{self, Edge, TileSource, WIDTH};
 use crate::{Ledger, LedgerError, Result, keys, lock, payload};
@@ -353,8 +353,8 @@ fn write_tiles(
     Ok(())
 }
 
-/// A UNIQUE constraint refused a row (an event id already anchored, or a subject key created
-/// concurrently).
+/// A UNIQUE constraint refused a row (an index another append took first, or a subject key
+/// created concurrently).
 fn is_unique_violation(e: &LedgerError) -> bool {
     use diesel::result::{DatabaseErrorKind, Error};
     match e {
@@ -378,8 +378,10 @@ struct EntryRow<'a> {
     channel: &'a str,
     idx: i64,
     event_id: &'a str,
+    event_key: i64,
     leaf_data: &'a [u8],
     subject: &'a str,
+    subject_key: i64,
     nonce: Option<&'a [u8]>,
     ciphertext: Option<&'a [u8]>,
 }
@@ -417,6 +419,35 @@ fn seal(
     plain.extend_from_slice(salt);
     plain.extend_from_slice(&e.payload);
     payload::seal(key, channel, &e.event_id, nonce, plain)
+}
+
+/// The indexes of those of the batch's event ids the channel already has: look-up keys first
+/// (an index of small integers), then the ids themselves.
+fn already_in(
+    c: &mut AnyConnection,
+    channel: &str,
+    prepared: &Prepared,
+) -> Result<HashMap<String, u64>> {
+    let ids: std::collections::HashSet<&str> =
+        prepared.batch.iter().map(|e| e.event_id.as_str()).collect();
+    let mut keys: Vec<i64> = prepared.entries.iter().map(|p| p.event_key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut existing = HashMap::new();
+    for chunk in keys.chunks(CHUNK) {
+        let found = ledger_entries::table
+            .filter(ledger_entries::channel.eq(channel))
+            .filter(ledger_entries::event_key.eq_any(chunk))
+            .select((ledger_entries::event_id, ledger_entries::idx))
+            .load::<(String, i64)>(c)?;
+        existing.extend(
+            found
+                .into_iter()
+                .filter(|(id, _)| ids.contains(id.as_str()))
+                .map(|(id, i)| (id, to_u64(i))),
+        );
+    }
+    Ok(existing)
 }
 
 /// Stores the keys a preparation made (in multi-row inserts).
@@ -513,6 +544,9 @@ struct SubjectKey {
 struct PreparedEntry {
     leaf_data: Vec<u8>,
     leaf: Hash,
+    /// Look-up keys of the event id and subject (`ledgerbridge_store::lookup_key`).
+    event_key: i64,
+    subject_key: i64,
     subject: String,
     salt: [u8; 32],
     nonce: [u8; payload::NONCE_LEN],
@@ -629,6 +663,8 @@ impl Ledger {
             Ok(PreparedEntry {
                 leaf_data,
                 leaf,
+                event_key: lookup_key(&e.event_id),
+                subject_key: lookup_key(&subject),
                 subject,
                 salt,
                 nonce,
@@ -744,11 +780,8 @@ impl Ledger {
         let conn: &mut AnyConnection = &mut pooled;
         let mut in_transaction = in_transaction;
         let mut prepared = prepared;
-        // Optimistic first attempt: no look-up of the batch's event ids, the UNIQUE constraint
-        // catches an id already in the log (redelivery is rare); only then the batch is staged
-        // again with the look-up. Nothing of a failed attempt is visible (rolled back).
-        let mut look_up = false;
         let mut reloads = 0;
+        let mut conflicts = 0;
         let (result, new_edge, new_block) = loop {
             // Time at the end of each stage (write lock, subject keys, index assignment,
             // entries, tiles, signatures), logged at debug level with the commit's.
@@ -775,16 +808,9 @@ impl Ledger {
                 self.keys_still_valid(c, &mut prepared)?;
                 took[1] = began.elapsed();
                 // Which events are new (in batch order, duplicates collapsed) and their indexes.
-                let mut existing: HashMap<String, u64> = HashMap::new();
-                for chunk in prepared.batch.chunks(CHUNK).take_while(|_| look_up) {
-                    let ids: Vec<&str> = chunk.iter().map(|e| e.event_id.as_str()).collect();
-                    let found = ledger_entries::table
-                        .filter(ledger_entries::channel.eq(channel))
-                        .filter(ledger_entries::event_id.eq_any(&ids))
-                        .select((ledger_entries::event_id, ledger_entries::idx))
-                        .load::<(String, i64)>(c)?;
-                    existing.extend(found.into_iter().map(|(id, i)| (id, to_u64(i))));
-                }
+                // Event ids are unique per channel because appends to a channel are serialised
+                // (the check above; the (channel, idx) key on PostgreSQL) and look them up here.
+                let mut existing = already_in(c, channel, &prepared)?;
                 let mut edge = state.edge.clone();
                 let first_index = edge.size;
                 let mut written = HashMap::new();
@@ -809,8 +835,10 @@ impl Ledger {
                         channel,
                         idx: to_i64(index),
                         event_id: &e.event_id,
+                        event_key: p.event_key,
                         leaf_data: &p.leaf_data,
                         subject: &p.subject,
+                        subject_key: p.subject_key,
                         nonce: Some(&p.nonce),
                         ciphertext: Some(&p.ciphertext),
                     });
@@ -906,7 +934,9 @@ impl Ledger {
                     );
                     *state = ChannelState::load(&self.store, &self.keys_dir, channel)?;
                 }
-                Err(e) if !look_up && is_unique_violation(&e) => look_up = true,
+                // On PostgreSQL, an append by another process racing this one (same indexes) or
+                // keying the same new subject: the next attempt sees what it wrote.
+                Err(e) if is_unique_violation(&e) && conflicts < MAX_RELOADS => conflicts += 1,
                 other => break other?,
             }
         };
@@ -1084,6 +1114,7 @@ impl Ledger {
         let mut conn = self.store.conn()?;
         Ok(ledger_entries::table
             .filter(ledger_entries::channel.eq(channel))
+            .filter(ledger_entries::event_key.eq(lookup_key(event_id)))
             .filter(ledger_entries::event_id.eq(event_id))
             .select(ledger_entries::idx)
             .first::<i64>(&mut *conn)
@@ -1103,6 +1134,7 @@ impl Ledger {
                     .on(ledger_subject_keys::subject.eq(ledger_entries::subject)),
             )
             .filter(ledger_entries::channel.eq(channel))
+            .filter(ledger_entries::event_key.eq(lookup_key(event_id)))
             .filter(ledger_entries::event_id.eq(event_id))
             .select((
                 ledger_entries::nonce,

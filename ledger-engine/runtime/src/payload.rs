@@ -96,6 +96,7 @@ impl Ledger {
         let channels: Vec<String> = {
             let mut conn = self.store.conn()?;
             ledger_entries::table
+                .filter(ledger_entries::subject_key.eq(ledgerbridge_store::lookup_key(subject)))
                 .filter(ledger_entries::subject.eq(subject))
                 .filter(ledger_entries::ciphertext.is_not_null())
                 .select(ledger_entries::channel)
@@ -127,6 +128,10 @@ impl Ledger {
                     let n = diesel::update(
                         ledger_entries::table
                             .filter(ledger_entries::channel.eq(&channel))
+                            .filter(
+                                ledger_entries::subject_key
+                                    .eq(ledgerbridge_store::lookup_key(subject)),
+                            )
                             .filter(ledger_entries::subject.eq(subject))
                             .filter(ledger_entries::ciphertext.is_not_null()),
                     )
