@@ -14,8 +14,10 @@ diesel::table! {
         channel -> Text,
         idx -> BigInt,
         event_id -> Text,
+        event_key -> BigInt,
         leaf_data -> Binary,
         subject -> Text,
+        subject_key -> BigInt,
         nonce -> Nullable<Binary>,
         ciphertext -> Nullable<Binary>,
     }
@@ -28,8 +30,10 @@ struct RawRow<'a> {
     channel: &'a str,
     idx: i64,
     event_id: String,
+    event_key: i64,
     leaf_data: &'a [u8],
     subject: String,
+    subject_key: i64,
     nonce: Option<&'a [u8]>,
     ciphertext: Option<&'a [u8]>,
 }
@@ -100,11 +104,16 @@ fn raw_insert_rate(store: &Store, opts: &LedgerBench) -> Result<f64> {
     diesel::sql_query("DROP TABLE IF EXISTS bench_raw_entries").execute(conn)?;
     diesel::sql_query(format!(
         "CREATE TABLE bench_raw_entries (channel TEXT NOT NULL, idx BIGINT NOT NULL, event_id TEXT NOT NULL, \
-         leaf_data {blob} NOT NULL, subject TEXT NOT NULL, nonce {blob}, ciphertext {blob}, \
-         PRIMARY KEY (channel, idx), UNIQUE (channel, event_id))"
+         event_key BIGINT NOT NULL, leaf_data {blob} NOT NULL, subject TEXT NOT NULL, \
+         subject_key BIGINT NOT NULL, nonce {blob}, ciphertext {blob}, PRIMARY KEY (channel, idx))"
     ))
     .execute(conn)?;
-    diesel::sql_query("CREATE INDEX bench_raw_entries_subject ON bench_raw_entries (subject)")
+    // The ledger's look-up key indexes (migration 000008_ledger_lookup_keys).
+    diesel::sql_query(
+        "CREATE INDEX bench_raw_entries_event ON bench_raw_entries (channel, event_key)",
+    )
+    .execute(conn)?;
+    diesel::sql_query("CREATE INDEX bench_raw_entries_subject ON bench_raw_entries (subject_key)")
         .execute(conn)?;
     let leaf = vec![0x42u8; 300];
     let nonce = vec![0x07u8; 12];
@@ -118,8 +127,10 @@ fn raw_insert_rate(store: &Store, opts: &LedgerBench) -> Result<f64> {
                 channel: "claims",
                 idx: i64::try_from(k).unwrap_or(i64::MAX),
                 event_id: format!("bench:claims:{k:012}"),
+                event_key: ledgerbridge_store::lookup_key(&format!("bench:claims:{k:012}")),
                 leaf_data: &leaf,
                 subject: format!("pt-{:06x}", k % 50_000),
+                subject_key: ledgerbridge_store::lookup_key(&format!("pt-{:06x}", k % 50_000)),
                 nonce: Some(&nonce),
                 ciphertext: Some(&ciphertext),
             })
