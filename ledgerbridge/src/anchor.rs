@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ledgerbridge_bus::{Bus, Delivered};
 use ledgerbridge_ledger::{Ledger, NewEntry, Prepared};
-use ledgerbridge_mappings::avro::CanonicalAvro;
+use ledgerbridge_mappings::avro::{CanonicalAvro, Transcoded};
 use ledgerbridge_mappings::{CanonicalSchema, Mappings};
 use ledgerbridge_registry::Registry;
 use ledgerbridge_store::{NewQuarantined, Store};
@@ -167,42 +167,31 @@ impl std::fmt::Display for Unreadable {
     }
 }
 
-/// A text member of an object (empty when missing).
-fn text_of<'a>(object: Option<&'a J>, key: &str) -> &'a str {
-    object
-        .and_then(|o| o.get(key))
-        .and_then(J::as_str)
-        .unwrap_or_default()
-}
-
-fn entry(event: &J, raw: Option<&str>, bytes_of_payload: Vec<u8>) -> NewEntry {
+/// The ledger entry of a canonical event; `raw` is where its raw record was on the bus.
+fn entry(event: Transcoded, raw: Option<&str>) -> NewEntry {
     use std::fmt::Write as _;
-    let source = event.get("source");
-    let mapping = event.get("mapping");
-    let mut source_position = format!(
-        "{} key={} {}",
-        text_of(source, "table"),
-        text_of(source, "key"),
-        text_of(source, "position")
-    );
+    let Transcoded {
+        event_id,
+        event_type,
+        mapping_name,
+        mapping_version,
+        subject,
+        source: [connector, table, key, position],
+        json,
+        ..
+    } = event;
+    let mut source_position = format!("{table} key={key} {position}");
     if let Some(raw) = raw {
         let _ = write!(source_position, " raw={raw}");
     }
     NewEntry {
-        event_id: text_of(Some(event), "event_id").to_owned(),
-        event_type: text_of(Some(event), "event_type").to_owned(),
-        connector: text_of(source, "connector").to_owned(),
+        event_id,
+        event_type,
+        connector,
         source_position,
-        mapping_version: format!(
-            "{}@{}",
-            text_of(mapping, "name"),
-            mapping
-                .and_then(|m| m.get("version"))
-                .and_then(J::as_u64)
-                .unwrap_or_default()
-        ),
-        subject: event.get("subject").and_then(J::as_str).map(str::to_owned),
-        payload: bytes_of_payload,
+        mapping_version: format!("{mapping_name}@{mapping_version}"),
+        subject,
+        payload: json,
     }
 }
 
@@ -235,11 +224,12 @@ fn route(
     for d in batch {
         ctx.stats.consumed.fetch_add(1, Ordering::Relaxed);
         let event_type = d.topic.strip_prefix(&canonical).unwrap_or(&d.topic);
+        // One pass from the datum to the payload's JSON, with the envelope's fields.
         let decoded = ledgerbridge_mappings::avro::schema_id(&d.record.value)
             .map_err(|e| Unreadable::Invalid(e.to_string()))
             .and_then(|id| decoders.get(event_type, id))
             .and_then(|(avro, schema)| {
-                ledgerbridge_mappings::avro::decode(&avro, &d.record.value)
+                ledgerbridge_mappings::avro::transcode(&avro, &d.record.value)
                     .map(|event| (event, schema))
                     .map_err(|e| Unreadable::Invalid(e.to_string()))
             });
@@ -265,32 +255,15 @@ fn route(
             ));
             continue;
         }
-        let extracted = event
-            .get("source")
-            .and_then(|s| s.get("extracted_at"))
-            .and_then(J::as_i64)
-            .unwrap_or_default();
-        // Written straight into bytes (`to_string` goes through `fmt::Write`, a third slower).
-        let payload = match serde_json::to_vec(&event) {
-            Ok(p) => p,
-            Err(e) => {
-                failed.push(quarantine_row(
-                    d,
-                    format!("cannot write the event as JSON: {e}"),
-                ));
-                continue;
-            }
-        };
-        by_channel.entry(schema.channel.clone()).or_default().push((
-            entry(
-                &event,
-                d.record
-                    .header("raw")
-                    .and_then(|h| std::str::from_utf8(h).ok()),
-                payload,
-            ),
-            extracted,
-        ));
+        let extracted = event.extracted_at;
+        let raw = d
+            .record
+            .header("raw")
+            .and_then(|h| std::str::from_utf8(h).ok());
+        by_channel
+            .entry(schema.channel.clone())
+            .or_default()
+            .push((entry(event, raw), extracted));
     }
     let by_channel = by_channel
         .into_iter()

@@ -60,6 +60,9 @@
 
 mod codec;
 pub(crate) mod raw;
+mod transcode;
+
+pub use transcode::Transcoded;
 
 use apache_avro::Schema;
 #[cfg(test)]
@@ -1146,6 +1149,31 @@ pub fn schema_id(bytes: &[u8]) -> Result<u32, AvroError> {
     framing::schema_id(bytes).map_err(AvroError::Frame)
 }
 
+/// Reads a Confluent-framed canonical event written with `avro`'s schema into its envelope's
+/// fields and its JSON text (what [`decode`] gives, as `serde_json` writes it), in one pass (the
+/// schema id is not checked: see [`schema_id`]).
+///
+/// # Errors
+/// Bad framing, a datum that does not read with the schema or has trailing bytes.
+pub fn transcode(avro: &CanonicalAvro, bytes: &[u8]) -> Result<Transcoded, AvroError> {
+    schema_id(bytes)?;
+    let (event, rest) = transcode::transcode(avro, &bytes[framing::FRAME..])?;
+    trailing(avro, rest)?;
+    Ok(event)
+}
+
+fn trailing(avro: &CanonicalAvro, rest: &[u8]) -> Result<(), AvroError> {
+    if rest.is_empty() {
+        return Ok(());
+    }
+    Err(AvroError::Frame(format!(
+        "{} bytes left after the datum: not written with the schema of `{}` version {}",
+        rest.len(),
+        avro.event_type,
+        avro.version
+    )))
+}
+
 /// Decodes a Confluent-framed canonical event written with `avro`'s schema back to its JSON
 /// envelope (the schema id is not checked: see [`schema_id`]).
 ///
@@ -1154,14 +1182,7 @@ pub fn schema_id(bytes: &[u8]) -> Result<u32, AvroError> {
 pub fn decode(avro: &CanonicalAvro, bytes: &[u8]) -> Result<Json, AvroError> {
     schema_id(bytes)?;
     let (event, rest) = codec::read(avro, &bytes[framing::FRAME..])?;
-    if !rest.is_empty() {
-        return Err(AvroError::Frame(format!(
-            "{} bytes left after the datum: not written with the schema of `{}` version {}",
-            rest.len(),
-            avro.event_type,
-            avro.version
-        )));
-    }
+    trailing(avro, rest)?;
     Ok(event)
 }
 
@@ -1480,6 +1501,23 @@ mod tests {
             prop_assert_eq!(&bytes[5..], &datum[..]);
             let back = decode(&avro, &bytes).unwrap();
             prop_assert_eq!(&back, &reference_decode(&avro, &datum));
+            // The one-pass transcoder writes what serde_json writes for the decoded event.
+            let t = transcode(&avro, &bytes).unwrap();
+            prop_assert_eq!(
+                String::from_utf8(t.json).unwrap(),
+                serde_json::to_string(&back).unwrap()
+            );
+            let text = |p: &str| back.pointer(p).and_then(Json::as_str).unwrap().to_owned();
+            prop_assert_eq!(t.event_id, text("/event_id"));
+            prop_assert_eq!(t.event_type, text("/event_type"));
+            prop_assert_eq!(t.mapping_name, text("/mapping/name"));
+            prop_assert_eq!(Some(i64::from(t.mapping_version)), back["mapping"]["version"].as_i64());
+            prop_assert_eq!(t.subject.as_deref(), back["subject"].as_str());
+            prop_assert_eq!(
+                t.source,
+                ["connector", "table", "key", "position"].map(|k| text(&format!("/source/{k}")))
+            );
+            prop_assert_eq!(Some(t.extracted_at), back["source"]["extracted_at"].as_i64());
             prop_assert_eq!(back, event);
         }
 
@@ -1521,7 +1559,13 @@ mod tests {
         for end in 5..bytes.len() {
             let e = decode(&avro, &bytes[..end]).unwrap_err().to_string();
             assert!(e.contains("cannot read the Avro datum"), "{end}: {e}");
+            let e = transcode(&avro, &bytes[..end]).unwrap_err().to_string();
+            assert!(e.contains("cannot read the Avro datum"), "{end}: {e}");
         }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let e = transcode(&avro, &longer).unwrap_err().to_string();
+        assert!(e.contains("1 bytes left after the datum"), "{e}");
     }
 
     #[test]
