@@ -332,9 +332,16 @@ impl Topic {
 
     fn append(&self, records: &[Record], options: EmbeddedLogOptions) -> Result<Vec<Position>> {
         let mut state = lock(&self.state);
-        // Sized once: growing a buffer of megabytes by doubling copied it and faulted in fresh
-        // pages at every step.
-        let mut buf = Vec::with_capacity(records.iter().map(frame_size_hint).sum());
+        // Frames go to the file in pieces of about WRITE_CHUNK bytes: one buffer of the whole
+        // batch (megabytes) was fresh memory from the system for every batch, faulted in page
+        // by page; a buffer this size is reused by the allocator.
+        let mut buf = Vec::with_capacity(
+            records
+                .iter()
+                .map(frame_size_hint)
+                .sum::<usize>()
+                .min(2 * WRITE_CHUNK),
+        );
         let mut positions = Vec::with_capacity(records.len());
         let roll = state
             .segments
@@ -376,37 +383,47 @@ impl Topic {
         }
         let mut index = Vec::new();
         let mut last_indexed = seg.index.last().map(|(_, p)| *p);
-        for (i, record) in records.iter().enumerate() {
-            let offset = *next_offset + i as u64;
-            let pos = seg.len + buf.len() as u64;
-            if last_indexed.is_none_or(|p| pos - p >= INDEX_INTERVAL) {
-                index.push((offset, pos));
-                last_indexed = Some(pos);
-            }
-            encode_frame(&mut buf, offset, record)?;
-            positions.push(Position {
-                partition: 0,
-                offset,
-            });
-        }
         let Some(file) = writer.as_mut() else {
             return Err(BusError::Corrupt("segment writer missing".into()));
         };
-        let written = file.write_all(&buf).and_then(|()| {
-            if options.fsync {
-                file.sync_data()
-            } else {
-                Ok(())
+        // Bytes of this batch already in the file.
+        let mut flushed = 0u64;
+        let mut write = || -> Result<()> {
+            for (i, record) in records.iter().enumerate() {
+                let offset = *next_offset + i as u64;
+                let pos = seg.len + flushed + buf.len() as u64;
+                if last_indexed.is_none_or(|p| pos - p >= INDEX_INTERVAL) {
+                    index.push((offset, pos));
+                    last_indexed = Some(pos);
+                }
+                encode_frame(&mut buf, offset, record)?;
+                positions.push(Position {
+                    partition: 0,
+                    offset,
+                });
+                if buf.len() >= WRITE_CHUNK {
+                    file.write_all(&buf)
+                        .map_err(io_err("append to", &seg.path))?;
+                    flushed += buf.len() as u64;
+                    buf.clear();
+                }
             }
-        });
-        if let Err(e) = written {
+            file.write_all(&buf)
+                .map_err(io_err("append to", &seg.path))?;
+            flushed += buf.len() as u64;
+            if options.fsync {
+                file.sync_data().map_err(io_err("append to", &seg.path))?;
+            }
+            Ok(())
+        };
+        if let Err(e) = write() {
             // Leave no partial frames behind: cut the file back to the last acknowledged byte.
             // If even that fails, the next open truncates the torn tail.
             let _ = file.set_len(seg.len);
             *writer = None;
-            return Err(io_err("append to", &seg.path)(e));
+            return Err(e);
         }
-        seg.len += buf.len() as u64;
+        seg.len += flushed;
         seg.end += records.len() as u64;
         seg.index.extend(index);
         *next_offset += records.len() as u64;
@@ -523,6 +540,9 @@ fn scan_segment(path: &Path, base: u64, is_last: bool) -> Result<Segment> {
     }
     Ok(seg)
 }
+
+/// Bytes of frames written to a segment at a time.
+const WRITE_CHUNK: usize = 256 * 1024;
 
 /// About the bytes `encode_frame` writes for `r` (to size buffers).
 fn frame_size_hint(r: &Record) -> usize {

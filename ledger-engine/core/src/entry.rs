@@ -20,7 +20,7 @@
 //! The payload and its 32-byte salt are stored beside the log (encrypted per data subject);
 //! destroying them leaves the commitment, so every proof still verifies after an erasure.
 
-use crate::hash::{Hash, sha256};
+use crate::hash::Hash;
 
 const MAGIC: &[u8; 4] = b"LBE1";
 /// Longest string field, in bytes.
@@ -77,11 +77,14 @@ pub enum EntryError {
 /// `SHA-256("ledgerbridge/commitment/v1\0" ‖ salt ‖ payload)`.
 #[must_use]
 pub fn commitment(salt: &[u8; 32], payload: &[u8]) -> Hash {
-    let mut data = Vec::with_capacity(27 + 32 + payload.len());
-    data.extend_from_slice(b"ledgerbridge/commitment/v1\0");
-    data.extend_from_slice(salt);
-    data.extend_from_slice(payload);
-    sha256(&data)
+    // Hashed in parts rather than copied into one buffer first.
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(b"ledgerbridge/commitment/v1\0");
+    ctx.update(salt);
+    ctx.update(payload);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
 }
 
 impl Entry {
