@@ -435,18 +435,22 @@ fn concurrent_submissions_are_sequenced_without_loss(ts: &TestStore) {
     assert_eq!(n.ledger.audit("claims", |_, _| {}).unwrap().finding, None);
 }
 
+/// A second process of `node`'s node: the same store and signing keys.
+fn second_process(ts: &TestStore, node: &Node) -> Ledger {
+    Ledger::open(
+        ts.store.clone(),
+        node.keys.path().join("keys"),
+        "ledgerbridge.test/node-a",
+    )
+    .unwrap()
+}
+
 /// Two ledgers on one store stand for two processes (an API process erasing, an anchoring
 /// process appending): the appender knows the subject's key from its first append, and must
 /// notice the erasure another process made rather than encrypt under the destroyed key.
 fn an_erasure_by_another_process_is_seen_by_the_next_append(ts: &TestStore) {
     let appender = node(ts);
-    // The same node's signing keys, as a second process of the node has.
-    let eraser = Ledger::open(
-        ts.store.clone(),
-        appender.keys.path().join("keys"),
-        "ledgerbridge.test/node-a",
-    )
-    .unwrap();
+    let eraser = second_process(ts, &appender);
     let first = [event(0), event(7)]; // both patient-0
     appender.ledger.append("claims", &first).unwrap();
     // Known now; a second append for the same subject reads it from memory.
@@ -495,12 +499,7 @@ fn an_erasure_by_another_process_is_seen_by_the_next_append(ts: &TestStore) {
 /// subject, end up under the one key the first append stored.
 fn batches_prepared_ahead_of_their_append_stay_readable(ts: &TestStore) {
     let appender = node(ts);
-    let eraser = Ledger::open(
-        ts.store.clone(),
-        appender.keys.path().join("keys"),
-        "ledgerbridge.test/node-a",
-    )
-    .unwrap();
+    let eraser = second_process(ts, &appender);
     // patient-0 (events 0, 7, 14, ...) and patient-1 (1, 8, ...) are new to the store.
     let a = appender
         .ledger
