@@ -275,6 +275,7 @@ pub fn key_text(table: &TableSchema, row: &SourceRow) -> String {
 mod tests {
     use super::*;
     use crate::Column;
+    use crate::testing::{KINDS, value_of};
     use apache_avro::types::Value as Avro;
     use proptest::prelude::*;
 
@@ -319,36 +320,6 @@ mod tests {
             ("row".into(), Avro::Record(fields)),
         ]);
         apache_avro::to_avro_datum(&raw.schema, value).expect("reference")
-    }
-
-    const KINDS: [ColumnType; 10] = [
-        ColumnType::Boolean,
-        ColumnType::Int,
-        ColumnType::Long,
-        ColumnType::Float,
-        ColumnType::Double,
-        ColumnType::String,
-        ColumnType::Bytes,
-        ColumnType::Date,
-        ColumnType::Timestamp,
-        ColumnType::Decimal,
-    ];
-
-    fn value_of(kind: ColumnType) -> BoxedStrategy<Value> {
-        let value = match kind {
-            ColumnType::Boolean => any::<bool>().prop_map(Value::Boolean).boxed(),
-            ColumnType::Int => any::<i32>().prop_map(Value::Int).boxed(),
-            ColumnType::Long => any::<i64>().prop_map(Value::Long).boxed(),
-            ColumnType::Float => any::<f32>().prop_map(Value::Float).boxed(),
-            ColumnType::Double => any::<f64>().prop_map(Value::Double).boxed(),
-            ColumnType::String | ColumnType::Decimal => "\\PC{0,8}".prop_map(Value::String).boxed(),
-            ColumnType::Bytes => proptest::collection::vec(any::<u8>(), 0..8)
-                .prop_map(Value::Bytes)
-                .boxed(),
-            ColumnType::Date => any::<i32>().prop_map(Value::Date).boxed(),
-            ColumnType::Timestamp => any::<i64>().prop_map(Value::Timestamp).boxed(),
-        };
-        prop_oneof![1 => Just(Value::Null), 4 => value].boxed()
     }
 
     fn table_and_row() -> impl Strategy<Value = (TableSchema, SourceRow)> {

@@ -25,6 +25,8 @@ pub mod registry;
 pub mod runtime;
 pub mod sqlite;
 mod table;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod watermark;
 
 use std::sync::Arc;

@@ -310,7 +310,8 @@ mod tests {
     use super::*;
     use apache_avro::types::Value as Avro;
     use ledgerbridge_connectors::avro::{Provenance, RawSchema};
-    use ledgerbridge_connectors::{Column, ColumnType, SourceRow, TableSchema, Value};
+    use ledgerbridge_connectors::testing::{KINDS, value_of};
+    use ledgerbridge_connectors::{Column, SourceRow, TableSchema, Value};
     use proptest::prelude::*;
 
     /// The JSON of an apache-avro value, as the worker made it before this codec: the reference.
@@ -329,36 +330,6 @@ mod tests {
             Avro::Union(_, inner) => reference_json(*inner),
             other => panic!("not in raw records: {other:?}"),
         }
-    }
-
-    const KINDS: [ColumnType; 10] = [
-        ColumnType::Boolean,
-        ColumnType::Int,
-        ColumnType::Long,
-        ColumnType::Float,
-        ColumnType::Double,
-        ColumnType::String,
-        ColumnType::Bytes,
-        ColumnType::Date,
-        ColumnType::Timestamp,
-        ColumnType::Decimal,
-    ];
-
-    fn value_of(kind: ColumnType) -> BoxedStrategy<Value> {
-        let value = match kind {
-            ColumnType::Boolean => any::<bool>().prop_map(Value::Boolean).boxed(),
-            ColumnType::Int => any::<i32>().prop_map(Value::Int).boxed(),
-            ColumnType::Long => any::<i64>().prop_map(Value::Long).boxed(),
-            ColumnType::Float => any::<f32>().prop_map(Value::Float).boxed(),
-            ColumnType::Double => any::<f64>().prop_map(Value::Double).boxed(),
-            ColumnType::String | ColumnType::Decimal => "\\PC{0,8}".prop_map(Value::String).boxed(),
-            ColumnType::Bytes => proptest::collection::vec(any::<u8>(), 0..8)
-                .prop_map(Value::Bytes)
-                .boxed(),
-            ColumnType::Date => any::<i32>().prop_map(Value::Date).boxed(),
-            ColumnType::Timestamp => any::<i64>().prop_map(Value::Timestamp).boxed(),
-        };
-        prop_oneof![1 => Just(Value::Null), 4 => value].boxed()
     }
 
     fn encoded() -> impl Strategy<Value = (RawSchema, Vec<u8>)> {
