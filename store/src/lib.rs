@@ -211,7 +211,7 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
         if let AnyConnection::Sqlite(c) = conn {
             // busy_timeout first: the other statements may have to wait for a writer.
             // journal_mode = WAL is stored in the file; `open_sqlite` sets it once.
-            // The ledger's unique event-id index takes inserts at random places: with SQLite's
+            // The ledger's look-up key indexes take inserts at random places: with SQLite's
             // default 2 MiB page cache every batch read its pages back from the OS (a third of
             // the anchoring worker's time went to pread/pwrite copies). A 32 MiB cache per
             // connection (allocated as used) and a checkpoint every 4,000 WAL pages (a page
