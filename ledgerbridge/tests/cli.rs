@@ -31,6 +31,8 @@ struct Node {
     child: Child,
     url: String,
     banner: String,
+    /// No test keeps a node longer than this; one that hangs fails with every process's stacks.
+    _watchdog: support::Watchdog,
 }
 
 impl Node {
@@ -45,22 +47,20 @@ impl Node {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut banner = String::new();
-        let mut url = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            banner.push_str(&line);
-            banner.push('\n');
-            if let Some(rest) = line.trim().strip_prefix("API and UI") {
-                url = Some(rest.trim().trim_end_matches('/').to_owned());
-            }
-            if line.starts_with("Stop with Ctrl-C") {
-                break;
-            }
-        }
+        let lines = support::read_banner(&mut child, "Stop with Ctrl-C", Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("the node did not start: {e}"));
+        let banner: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        let url = lines
+            .iter()
+            .find_map(|l| l.trim().strip_prefix("API and UI"))
+            .map(|rest| rest.trim().trim_end_matches('/').to_owned());
         let url = url.unwrap_or_else(|| panic!("no URL in the banner:\n{banner}"));
-        Self { child, url, banner }
+        Self {
+            child,
+            url,
+            banner,
+            _watchdog: support::watchdog(Duration::from_secs(600)),
+        }
     }
 
     /// `ledgerbridge demo` with `config` (text) on a fresh data directory in `dir`, on a random
@@ -83,7 +83,7 @@ impl Node {
     }
 
     fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let client = reqwest::blocking::Client::new();
+        let client = support::http();
         let mut req = client.get(format!("{}{path}", self.url));
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -94,7 +94,7 @@ impl Node {
     }
 
     fn post(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
-        let client = reqwest::blocking::Client::new();
+        let client = support::http();
         let mut req = client.post(format!("{}{path}", self.url)).json(&body);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -105,53 +105,23 @@ impl Node {
     }
 
     fn stop(mut self) -> i32 {
-        let code = self.terminate();
-        std::mem::forget(self);
-        code
+        self.terminate()
     }
 
     fn terminate(&mut self) -> i32 {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
         // The HTTP server's grace (10 s), the rest of the shutdown's (10 s), the last system event
         // (5 s) and the runtime's blocking work (5 s) are each bounded.
-        let deadline = Instant::now() + Duration::from_secs(40);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code().unwrap_or(-1);
-            }
-            if Instant::now() > deadline {
-                let stacks = thread_stacks(self.child.id());
-                let _ = self.child.kill();
-                panic!("the node did not stop within 40 s of SIGTERM; its threads:\n{stacks}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        support::terminate_within(&mut self.child, Duration::from_secs(40), "the node")
+            .code()
+            .unwrap_or(-1)
     }
-}
-
-/// Every thread's stack of a process (gdb, when the machine has it), to show where it hangs.
-fn thread_stacks(pid: u32) -> String {
-    Command::new("gdb")
-        .args([
-            "-p",
-            &pid.to_string(),
-            "-batch",
-            "-ex",
-            "thread apply all bt 30",
-        ])
-        .output()
-        .map_or_else(
-            |e| format!("(no gdb: {e})"),
-            |o| String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.terminate();
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.terminate();
+        }
     }
 }
 
@@ -1797,7 +1767,7 @@ schedule = "0 0 0 1 1 *"
     assert_eq!(delivery["mode"], "digest");
     assert_eq!(delivery["status"], "pending");
     let lift = |sid: i64| {
-        reqwest::blocking::Client::new()
+        support::http()
             .post(format!("{}/api/v1/suppressions/{sid}/lift", node.url))
             .bearer_auth(token_text.trim())
             .send()
@@ -1879,7 +1849,7 @@ fn rules_are_edited_with_versions_and_dry_run_over_the_history() {
     );
     let token = Some(token_text.as_str());
     let put = |id: &str, body: Value| -> (u16, Value) {
-        let resp = reqwest::blocking::Client::new()
+        let resp = support::http()
             .put(format!("{}/api/v1/rules/{id}", node.url))
             .bearer_auth(token_text.trim())
             .json(&body)

@@ -11,7 +11,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,12 +57,12 @@ fn mapped_source_rows(data: &std::path::Path) -> usize {
 }
 const CLIENTS: usize = 4;
 
-fn start(data: &str) -> (Child, String, String) {
+fn start(data: &str) -> (Node, String, String) {
     start_with(data, &[])
 }
 
-fn start_with(data: &str, extra: &[&str]) -> (Child, String, String) {
-    let mut child = Command::new(BIN)
+fn start_with(data: &str, extra: &[&str]) -> (Node, String, String) {
+    let child = Command::new(BIN)
         .args(["demo", "--data-dir", data, "--listen", "127.0.0.1:0"])
         .args(extra)
         .env("RUST_LOG", "error")
@@ -71,21 +70,44 @@ fn start_with(data: &str, extra: &[&str]) -> (Child, String, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut url = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("API and UI") {
-            url = Some(rest.trim().trim_end_matches('/').to_owned());
-        }
-        if line.starts_with("Stop with Ctrl-C") {
-            break;
-        }
-    }
+    let mut node = Node(child);
+    let banner = support::read_banner(&mut node, "Stop with Ctrl-C", Duration::from_secs(120))
+        .unwrap_or_else(|e| panic!("the node did not start: {e}"));
+    let url = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("API and UI"))
+        .map(|rest| rest.trim().trim_end_matches('/').to_owned());
     let token = std::fs::read_to_string(format!("{data}/admin-token"))
         .unwrap()
         .trim()
         .to_owned();
-    (child, url.expect("the node printed its URL"), token)
+    (node, url.expect("the node printed its URL"), token)
+}
+
+/// A node process, killed (SIGKILL) on drop if it still runs: a failing test leaves no node
+/// behind.
+struct Node(Child);
+
+impl std::ops::Deref for Node {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// A cheap pseudo-random sequence, seeded from the clock (the seed is printed on failure).
@@ -123,6 +145,7 @@ fn anchor(
 
 #[test]
 fn acknowledged_entries_survive_kill_9_at_random_moments() {
+    let _watchdog = support::watchdog(Duration::from_secs(1200));
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data").display().to_string();
     let seed = std::time::SystemTime::now()
@@ -131,7 +154,7 @@ fn acknowledged_entries_survive_kill_9_at_random_moments() {
         .as_nanos() as u64;
     let mut rng = Lcg(seed);
     let acked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-    let client = reqwest::blocking::Client::new();
+    let client = support::http();
     let mut kills = 0;
     for round in 0..ROUNDS {
         let (mut child, url, token) = start(&data);
@@ -155,7 +178,7 @@ fn acknowledged_entries_survive_kill_9_at_random_moments() {
                     Arc::clone(&acked),
                 );
                 std::thread::spawn(move || {
-                    let client = reqwest::blocking::Client::new();
+                    let client = support::http();
                     let mut n = 0;
                     while !stop.load(Ordering::Relaxed) {
                         let id = format!("crash:r{round}:w{w}:{n:05}");
@@ -263,6 +286,7 @@ fn writer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
 
 #[test]
 fn a_connector_killed_mid_snapshot_and_mid_stream_loses_and_invents_no_row() {
+    let _watchdog = support::watchdog(Duration::from_secs(1200));
     const SNAPSHOT_ROWS: i64 = 150_000;
     let base = std::env::var("LEDGERBRIDGE_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
@@ -305,7 +329,7 @@ fn a_connector_killed_mid_snapshot_and_mid_stream_loses_and_invents_no_row() {
     let mut rng = Lcg(seed);
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = None;
-    let client = reqwest::blocking::Client::new();
+    let client = support::http();
     let status = |url: &str, token: &str| -> Option<serde_json::Value> {
         client
             .get(format!("{url}/api/v1/connectors/orders"))
@@ -416,7 +440,7 @@ fn a_connector_killed_mid_snapshot_and_mid_stream_loses_and_invents_no_row() {
 
 /// Spawns `serve --config` for some roles; returns when the process says it runs, with the
 /// API's URL when it serves one.
-fn serve_roles_api(config: &str, roles: &str) -> (Child, Option<String>) {
+fn serve_roles_api(config: &str, roles: &str) -> (Node, Option<String>) {
     let path = format!("{config}.{}.log", roles.replace(',', "-"));
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -424,42 +448,42 @@ fn serve_roles_api(config: &str, roles: &str) -> (Child, Option<String>) {
         .open(&path)
         .map(Stdio::from)
         .unwrap_or_else(|_| Stdio::null());
-    let (mut child, url) = spawn_node(&["serve", "--config", config, "--role", roles], log);
+    let (node, url) = spawn_node(&["serve", "--config", config, "--role", roles], log)
+        .unwrap_or_else(|e| {
+            panic!(
+                "the node ({roles}) did not start: {e}\nits log:\n{}",
+                std::fs::read_to_string(&path).unwrap_or_default()
+            )
+        });
     if roles.contains("api") && url.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
         panic!(
-            "the node ({roles}) did not start; its log:\n{}",
+            "the node ({roles}) printed no API URL; its log:\n{}",
             std::fs::read_to_string(&path).unwrap_or_default()
         );
     }
-    (child, url)
+    (node, url)
 }
 
-/// Starts the binary with `args`, reads its banner up to "Stop with Ctrl-C" and returns it with
-/// the API's URL when it serves one.
-fn spawn_node(args: &[&str], stderr: Stdio) -> (Child, Option<String>) {
-    let mut child = Command::new(BIN)
+/// Starts the binary with `args`, reads its banner up to "Stop with Ctrl-C" (within two
+/// minutes) and returns it with the API's URL when it serves one.
+fn spawn_node(args: &[&str], stderr: Stdio) -> Result<(Node, Option<String>), String> {
+    let child = Command::new(BIN)
         .args(args)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(stderr)
         .spawn()
         .unwrap();
-    let mut url = None;
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        if let Some(rest) = line.trim().strip_prefix("API and UI") {
-            url = Some(rest.trim().trim_end_matches('/').to_owned());
-        }
-        if line.contains("Stop with Ctrl-C") {
-            break;
-        }
-    }
-    (child, url)
+    let mut node = Node(child);
+    let banner = support::read_banner(&mut node, "Stop with Ctrl-C", Duration::from_secs(120))?;
+    let url = banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("API and UI"))
+        .map(|rest| rest.trim().trim_end_matches('/').to_owned());
+    Ok((node, url))
 }
 
-fn serve_roles(config: &str, roles: &str) -> Child {
+fn serve_roles(config: &str, roles: &str) -> Node {
     serve_roles_api(config, roles).0
 }
 
@@ -471,12 +495,11 @@ fn kill9(child: &mut Child) {
     child.wait().unwrap();
 }
 
+/// Stops a node as an operator would (SIGTERM); its shutdown is bounded (the HTTP server's
+/// grace of 10 s, the rest's 10 s, the last system event's 5 s, the runtime's 5 s), so one
+/// still running after 40 s fails the test with its threads' stacks.
 fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status();
-    child.wait().unwrap();
+    support::terminate_within(child, Duration::from_secs(40), "the node");
 }
 
 /// Writes a node configuration `<name>.toml` into `dir`; returns its path.
@@ -527,6 +550,7 @@ rate = {rate:.1}
 /// anchored (or quarantined with its reason), none twice.
 #[test]
 fn pipeline_roles_killed_at_random_anchor_every_source_row_once() {
+    let _watchdog = support::watchdog(Duration::from_secs(1200));
     let kafka =
         std::env::var("LEDGERBRIDGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let db = ledgerbridge_store::testing::TestStore::postgres("crash_roles");
@@ -691,7 +715,7 @@ fn every_row_once(data: &std::path::Path, pg_url: &str) -> (Vec<String>, usize, 
 /// hashes equal.
 fn assert_reconciled(api: &str, data: &std::path::Path, context: &str) {
     let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
-    let client = reqwest::blocking::Client::new();
+    let client = support::http();
     for connector in ["sample-his", "sample-mall", "sample-land", "sample-bank"] {
         let report: serde_json::Value = client
             .post(format!("{api}/api/v1/connectors/{connector}/reconcile"))
@@ -815,10 +839,7 @@ impl Broker {
         let addr = format!("127.0.0.1:{port}");
         wait_for_port(&addr, "moto");
         let url = format!("http://{addr}");
-        let bucket = reqwest::blocking::Client::new()
-            .put(format!("{url}/tansu"))
-            .send()
-            .unwrap();
+        let bucket = support::http().put(format!("{url}/tansu")).send().unwrap();
         assert!(
             bucket.status().is_success(),
             "creating the bucket: {bucket:?}"
@@ -1006,6 +1027,7 @@ fn outage_under_load(
 /// reconciliation agrees.
 #[test]
 fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
+    let _watchdog = support::watchdog(Duration::from_secs(1200));
     let mut broker = Broker::start();
     outage_under_load(
         &mut broker,
@@ -1029,6 +1051,7 @@ fn a_broker_paused_for_30_s_under_load_loses_and_doubles_no_row() {
 /// written again; a duplicate is harmless, the ledger appends by event id.
 #[test]
 fn a_broker_stopped_and_restarted_under_load_loses_and_doubles_no_row() {
+    let _watchdog = support::watchdog(Duration::from_secs(1200));
     let mut broker = Broker::start_durable();
     outage_under_load(
         &mut broker,
@@ -1163,6 +1186,7 @@ impl Drop for PrivatePostgres {
 /// node.
 #[test]
 fn the_postgres_store_restarted_under_load_loses_and_doubles_no_row() {
+    let _watchdog = support::watchdog(Duration::from_secs(1200));
     let kafka =
         std::env::var("LEDGERBRIDGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let pg = PrivatePostgres::start();
@@ -1256,6 +1280,7 @@ fn rss_mib(pid: u32) -> u64 {
 /// anchors every source row once.
 #[test]
 fn a_stalled_downstream_stage_leaves_memory_flat_and_the_backlog_in_the_broker() {
+    let _watchdog = support::watchdog(Duration::from_secs(1200));
     let kafka =
         std::env::var("LEDGERBRIDGE_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let db = ledgerbridge_store::testing::TestStore::postgres("crash_backlog");
@@ -1321,6 +1346,7 @@ fn watch_the_backlog(upstream: &Child, api: &str, data: &std::path::Path, where_
 /// up and its reconciliation finds every source row anchored once.
 #[test]
 fn on_the_embedded_default_a_stalled_downstream_stage_leaves_memory_flat() {
+    let _watchdog = support::watchdog(Duration::from_secs(1200));
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let config = |rate: &str| {
@@ -1389,7 +1415,7 @@ impl Drop for SmallDisk {
 }
 
 fn get_json(url: &str, token: &str) -> serde_json::Value {
-    reqwest::blocking::Client::new()
+    support::http()
         .get(url)
         .bearer_auth(token)
         .send()
@@ -1403,6 +1429,7 @@ fn get_json(url: &str, token: &str) -> serde_json::Value {
 /// tables is anchored once, the node's reconciliation is complete and the ledger audit passes.
 #[test]
 fn a_full_disk_is_a_clear_error_and_the_pipeline_recovers_when_space_returns() {
+    let _watchdog = support::watchdog(Duration::from_secs(1200));
     let dir = tempfile::tempdir().unwrap();
     let disk = SmallDisk::mount(&dir.path().join("disk"), "40m");
     let data = disk.0.join("data");
@@ -1520,7 +1547,7 @@ fn assert_complete(url: &str, token: &str) {
     let deadline = Instant::now() + Duration::from_secs(240);
     for connector in ["sample-his", "sample-mall", "sample-land", "sample-bank"] {
         loop {
-            let report: serde_json::Value = reqwest::blocking::Client::new()
+            let report: serde_json::Value = support::http()
                 .post(format!("{url}/api/v1/connectors/{connector}/reconcile"))
                 .bearer_auth(token)
                 .send()
@@ -1552,7 +1579,7 @@ fn assert_complete(url: &str, token: &str) {
 }
 
 /// `ledgerbridge demo` with a configuration and a data directory; returns it with its API's URL.
-fn serve_demo(config: &str, data: &str) -> (Child, String) {
+fn serve_demo(config: &str, data: &str) -> (Node, String) {
     let args = [
         "demo",
         "--config",
@@ -1562,6 +1589,7 @@ fn serve_demo(config: &str, data: &str) -> (Child, String) {
         "--listen",
         "127.0.0.1:0",
     ];
-    let (child, url) = spawn_node(&args, Stdio::null());
-    (child, url.expect("the demo's banner names its URL"))
+    let (node, url) =
+        spawn_node(&args, Stdio::null()).unwrap_or_else(|e| panic!("the demo did not start: {e}"));
+    (node, url.expect("the demo's banner names its URL"))
 }
