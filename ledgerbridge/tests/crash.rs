@@ -448,6 +448,7 @@ fn serve_roles_api(config: &str, roles: &str) -> (Node, Option<String>) {
         .open(&path)
         .map(Stdio::from)
         .unwrap_or_else(|_| Stdio::null());
+    support::show_log_on_hang(&path);
     let (node, url) = spawn_node(&["serve", "--config", config, "--role", roles], log)
         .unwrap_or_else(|e| {
             panic!(

@@ -14,9 +14,12 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// Every thread's stack of a process (gdb, when the machine has it), to show where it hangs.
+/// Where each thread of a process is (gdb, when the machine has it), to show where it hangs:
+/// for each thread that runs our code, its innermost frame and up to ten frames of our code
+/// (the test's or the node's crates); the other threads (idle runtime workers, the broker
+/// client's) are only counted.
 pub(crate) fn thread_stacks(pid: u32) -> String {
-    Command::new("timeout")
+    let raw = Command::new("timeout")
         .args([
             "60",
             "gdb",
@@ -24,13 +27,59 @@ pub(crate) fn thread_stacks(pid: u32) -> String {
             &pid.to_string(),
             "-batch",
             "-ex",
-            "thread apply all bt 30",
+            "thread apply all bt 60",
         ])
         .output()
         .map_or_else(
             |e| format!("(no gdb: {e})"),
             |o| String::from_utf8_lossy(&o.stdout).into_owned(),
-        )
+        );
+    compact_stacks(&raw)
+}
+
+fn compact_stacks(raw: &str) -> String {
+    // Our crates are built from paths relative to the workspace; the dependencies' frames name
+    // absolute paths, the standard library's `library/...`, the C library's `../sysdeps`.
+    let ours = |frame: &str| {
+        frame.rsplit_once(" at ").is_some_and(|(_, at)| {
+            !["/", "..", "./", "library/"]
+                .iter()
+                .any(|p| at.starts_with(p))
+        })
+    };
+    let mut out = String::new();
+    let mut others = 0;
+    for thread in raw.split("\nThread ").skip(1) {
+        let mut lines = thread.lines();
+        let header = lines.next().unwrap_or_default();
+        let frames: Vec<&str> = lines.filter(|l| l.starts_with('#')).collect();
+        let mine: Vec<&str> = frames
+            .iter()
+            .copied()
+            .filter(|f| ours(f))
+            .take(10)
+            .collect();
+        // The watchdog's own thread, taking these stacks.
+        if mine.iter().any(|f| f.contains("thread_stacks")) {
+            continue;
+        }
+        if mine.is_empty() {
+            others += 1;
+            continue;
+        }
+        out.push_str(&format!("Thread {header}\n"));
+        if let Some(first) = frames.first().filter(|f| !ours(f)) {
+            out.push_str(&format!("  {first}\n"));
+        }
+        for f in mine {
+            out.push_str(&format!("  {f}\n"));
+        }
+    }
+    if out.is_empty() && others == 0 {
+        return raw.to_owned();
+    }
+    out.push_str(&format!("({others} other threads, none in our code)\n"));
+    out
 }
 
 /// Sends SIGTERM to `child` (`what`) and waits for it to exit. A process still running after
@@ -108,11 +157,26 @@ pub(crate) fn read_banner(
     }
 }
 
+/// Log files whose end a watchdog shows when its test hangs.
+static LOGS: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Shows the end of the log at `path` (a node's) if the test hangs.
+#[allow(dead_code)] // the CLI tests' nodes log to the test's own output instead
+pub(crate) fn show_log_on_hang(path: impl Into<std::path::PathBuf>) {
+    let path = path.into();
+    if let Ok(mut logs) = LOGS.lock()
+        && !logs.contains(&path)
+    {
+        logs.push(path);
+    }
+}
+
 /// Fails a test that runs longer than it can: dropped at the test's end, it does nothing;
-/// when `limit` passes first, it writes the stacks of the test process and of every process it
-/// started (to the real standard error, which the test harness does not capture), kills those
-/// processes and aborts. A hung test then fails in minutes with the place it hangs, instead of
-/// holding CI until its time runs out.
+/// when `limit` passes first, it writes the end of the nodes' logs, where the threads of every
+/// process the test started are and, last, where the test process's threads are (to the real
+/// standard error, which the test harness does not capture), kills those processes and aborts.
+/// A hung test then fails in minutes with the place it hangs, instead of holding CI until its
+/// time runs out.
 pub(crate) struct Watchdog(#[allow(dead_code)] mpsc::Sender<()>);
 
 /// A watchdog for the calling test (named after its thread, as the test harness names it).
@@ -124,19 +188,33 @@ pub(crate) fn watchdog(limit: Duration) -> Watchdog {
             return;
         }
         let me = std::process::id();
-        let mut report =
-            format!("\n{test}: still running after {limit:?}; the test process's threads:\n");
-        report.push_str(&thread_stacks(me));
+        let mut report = format!("\n{test}: still running after {limit:?}\n");
+        for log in LOGS.lock().map(|l| l.clone()).unwrap_or_default() {
+            // Logs of tests that ended are gone with their directories.
+            let Ok(text) = std::fs::read_to_string(&log) else {
+                continue;
+            };
+            let tail: Vec<&str> = text.lines().rev().take(25).collect();
+            report.push_str(&format!("\nthe end of {}:\n", log.display()));
+            for line in tail.iter().rev() {
+                report.push_str(line);
+                report.push('\n');
+            }
+        }
         let children = descendants(me);
         for pid in &children {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
                 .unwrap_or_default();
             report.push_str(&format!(
-                "\nprocess {pid} ({cmdline}), its threads:\n{}",
+                "\nprocess {pid} ({cmdline}):\n{}",
                 thread_stacks(*pid)
             ));
         }
+        report.push_str(&format!(
+            "\nthe test process:\n{}\n{test} hung: killed after {limit:?} (above: where)\n",
+            thread_stacks(me)
+        ));
         let _ = std::io::stderr().write_all(report.as_bytes());
         for pid in children {
             let _ = Command::new("kill")
