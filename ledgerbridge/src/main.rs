@@ -18,11 +18,13 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// mimalloc instead of the system allocator: the pipeline allocates per record in every stage
-/// (Avro values, JSON, SQL parameters), and glibc's malloc and free took a fifth of its CPU time
-/// (docs/benchmarks.md).
+/// jemalloc instead of the system allocator, for the whole process (the C libraries' `malloc`
+/// too: SQLite's page cache, librdkafka, libpq). The pipeline allocates per record in every
+/// stage (Avro datums, JSON, SQL parameters): glibc's malloc and free took a fifth of its CPU
+/// time; mimalloc, used before, returned freed pages to the system and faulted fresh ones in
+/// again (a seventh of the CPU samples zeroing pages). Measured in docs/benchmarks.md.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
