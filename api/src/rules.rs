@@ -305,15 +305,15 @@ pub(crate) async fn test_rule(
             if channel == alerts_channel {
                 continue;
             }
-            let entries = ledger.entries(&channel).map_err(|e| e.to_string())?;
-            let skip = entries.len().saturating_sub(limit);
-            for e in entries.into_iter().skip(skip) {
-                let Some(bytes) = ledger
-                    .payload(&channel, &e.event_id)
-                    .map_err(|x| x.to_string())?
-                else {
-                    continue; // erased
-                };
+            // The newest `limit` entries, read as one range: memory follows the limit, not
+            // the ledger's size.
+            let size = ledger.size(&channel).map_err(|e| e.to_string())?;
+            let from = size.saturating_sub(u64::try_from(limit).unwrap_or(u64::MAX));
+            let newest = ledger
+                .payloads(&channel, from, limit)
+                .map_err(|e| e.to_string())?;
+            // Erased payloads are left out.
+            for bytes in newest.into_iter().filter_map(|p| p.payload) {
                 if let Ok(ev) = serde_json::from_slice(&bytes) {
                     events.push(ev);
                 }

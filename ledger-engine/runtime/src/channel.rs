@@ -77,6 +77,17 @@ impl NewEntry {
     }
 }
 
+/// An entry's canonical payload as [`Ledger::payloads`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPayload {
+    /// The entry's index in its channel.
+    pub index: u64,
+    /// Its event id.
+    pub event_id: String,
+    /// The payload, decrypted; `None` once its subject was erased.
+    pub payload: Option<Vec<u8>>,
+}
+
 /// Where an event landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {
@@ -1149,6 +1160,57 @@ impl Ledger {
             Ok(plain.get(32..).unwrap_or_default().to_vec())
         })
         .transpose()
+    }
+
+    /// The canonical payloads of the entries from index `from` on, `limit` at most, in index
+    /// order, each with its index and event id; no payload where it was erased. One range
+    /// read on the channel's key instead of a look-up per event (the rules' dry-run replays the
+    /// newest events of each channel through it).
+    ///
+    /// # Errors
+    /// Unknown channel, store failure, or a ciphertext that does not decrypt.
+    pub fn payloads(&self, channel: &str, from: u64, limit: usize) -> Result<Vec<StoredPayload>> {
+        self.state(channel)?;
+        let mut conn = self.store.conn()?;
+        let rows = ledger_entries::table
+            .left_join(
+                ledger_subject_keys::table
+                    .on(ledger_subject_keys::subject.eq(ledger_entries::subject)),
+            )
+            .filter(ledger_entries::channel.eq(channel))
+            .filter(ledger_entries::idx.ge(to_i64(from)))
+            .order(ledger_entries::idx)
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX))
+            .select((
+                ledger_entries::idx,
+                ledger_entries::event_id,
+                ledger_entries::nonce,
+                ledger_entries::ciphertext,
+                ledger_subject_keys::key_bytes.nullable(),
+            ))
+            .load::<(
+                i64,
+                String,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
+                Option<Vec<u8>>,
+            )>(&mut *conn)?;
+        rows.into_iter()
+            .map(|(idx, event_id, nonce, ct, key)| {
+                let plain = match (nonce, ct, key) {
+                    (Some(nonce), Some(ct), Some(key)) => {
+                        let plain = payload::open(&key, channel, &event_id, &nonce, &ct)?;
+                        Some(plain.get(32..).unwrap_or_default().to_vec())
+                    }
+                    _ => None,
+                };
+                Ok(StoredPayload {
+                    index: to_u64(idx),
+                    event_id,
+                    payload: plain,
+                })
+            })
+            .collect()
     }
 
     /// The inclusion proof of entry `index` under the latest checkpoint, as a

@@ -27,7 +27,7 @@ use ledgerbridge_ledger_core::note::NoteError;
 use ledgerbridge_store::{Store, StoreError};
 
 pub use audit::{AuditFinding, AuditReport};
-pub use channel::{Appended, CheckpointInfo, EntryRecord, NewEntry, Prepared};
+pub use channel::{Appended, CheckpointInfo, EntryRecord, NewEntry, Prepared, StoredPayload};
 
 /// Why a ledger operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -219,6 +219,37 @@ fn erasure_removes_payloads_and_keeps_every_proof(ts: &TestStore) {
         )
         .unwrap();
     }
+    // A range read gives the same payloads as the look-ups, erased ones as None.
+    let range = l.payloads("claims", 2, 5).unwrap();
+    assert_eq!(
+        range.iter().map(|p| p.index).collect::<Vec<_>>(),
+        vec![2, 3, 4, 5, 6]
+    );
+    for p in &range {
+        assert_eq!(
+            p.event_id,
+            event(usize::try_from(p.index).unwrap()).event_id
+        );
+        assert_eq!(
+            p.payload,
+            l.payload("claims", &p.event_id).unwrap(),
+            "payload {}",
+            p.index
+        );
+    }
+    assert_eq!(range[1].payload, None, "entry 3 (patient-3) erased");
+    assert_eq!(
+        range[0].payload.as_deref(),
+        Some(event(2).payload.as_slice()),
+        "entry 2 decrypted"
+    );
+    let tail = l.payloads("claims", 18, 100).unwrap();
+    assert_eq!(
+        tail.iter().map(|p| p.index).collect::<Vec<_>>(),
+        vec![18, 19, 20],
+        "the range stops at the channel's end, erasure entry included"
+    );
+    assert!(l.payloads("claims", 21, 10).unwrap().is_empty());
     let erasure = l.entry("claims", 20).unwrap();
     assert_eq!(erasure.entry.event_type, "ledger.erasure");
     assert!(
