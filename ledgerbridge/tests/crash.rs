@@ -658,13 +658,17 @@ fn every_row_once(data: &std::path::Path, pg_url: &str) -> (Vec<String>, usize, 
             .map(|e| (e.connector, e.source_position))
             .collect()
     });
-    let quarantined: Vec<String> = block_on(async {
+    // (source, stream, position) of each quarantined record: a row is excused only by a record
+    // of its own table — the mapping worker's name it `connector/table`, the connectors' the
+    // connector and the table; a record that could not even be decoded names its topic, and
+    // excuses nothing.
+    let quarantined: Vec<(String, String, String)> = block_on(async {
         let c = pg(pg_url).await;
-        c.query("SELECT position FROM quarantine", &[])
+        c.query("SELECT source, stream, position FROM quarantine", &[])
             .await
             .unwrap()
             .iter()
-            .map(|r| r.get(0))
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
             .collect()
     });
     let legacy = rusqlite::Connection::open(data.join("legacy/legacy.db")).unwrap();
@@ -697,9 +701,11 @@ fn every_row_once(data: &std::path::Path, pg_url: &str) -> (Vec<String>, usize, 
             .iter()
             .filter(|id| !distinct.contains(*id))
             .filter(|id| {
-                !quarantined
-                    .iter()
-                    .any(|q| q.contains(&format!("key={id} ")))
+                !quarantined.iter().any(|(c, t, p)| {
+                    let own =
+                        *t == format!("{connector}/{table}") || (c == connector && t == table);
+                    own && p.contains(&format!("key={id} "))
+                })
             })
             .collect();
         if !missing.is_empty() {

@@ -92,15 +92,20 @@ impl RawDecoder {
         }
     }
 
-    fn shape(&mut self, id: u32) -> Result<Arc<RawCodec>, String> {
+    fn shape(&mut self, id: u32) -> Result<Arc<RawCodec>, RawError> {
         if let Some(s) = self.shapes.get(&id) {
             return Ok(Arc::clone(s));
         }
-        let text = self
-            .registry
-            .schema(i64::from(id))
-            .map_err(|e| format!("schema {id}: {e}"))?;
-        let shape = Arc::new(RawCodec::new(&text).map_err(|e| format!("schema {id}: {e}"))?);
+        let text = self.registry.schema(i64::from(id)).map_err(|e| match e {
+            // The store behind the registry is down: the record is fine, try again later.
+            ledgerbridge_registry::RegistryError::Store(_) => {
+                RawError::Unavailable(format!("schema {id}: {e}"))
+            }
+            other => RawError::Invalid(format!("schema {id}: {other}")),
+        })?;
+        let shape = Arc::new(
+            RawCodec::new(&text).map_err(|e| RawError::Invalid(format!("schema {id}: {e}")))?,
+        );
         self.shapes.insert(id, Arc::clone(&shape));
         Ok(shape)
     }
@@ -108,13 +113,35 @@ impl RawDecoder {
     /// The source block and the row (by source column name) of a raw record.
     ///
     /// # Errors
-    /// Bad framing, an unknown schema id, or a datum that does not decode.
-    pub fn decode(&mut self, bytes: &[u8]) -> Result<(Source, Map<String, J>), String> {
-        let id = crate::avro::schema_id(bytes).map_err(|e| e.to_string())?;
+    /// [`RawError::Invalid`]: bad framing, an unknown schema id, or a datum that does not
+    /// decode; [`RawError::Unavailable`]: the registry's store cannot be read.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<(Source, Map<String, J>), RawError> {
+        let id = crate::avro::schema_id(bytes).map_err(|e| RawError::Invalid(e.to_string()))?;
         let shape = self.shape(id)?;
         shape
             .read(&bytes[ledgerbridge_registry::framing::FRAME..])
-            .map_err(|e| format!("the record does not decode with schema {id}: {e}"))
+            .map_err(|e| {
+                RawError::Invalid(format!("the record does not decode with schema {id}: {e}"))
+            })
+    }
+}
+
+/// Why a raw record could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawError {
+    /// The record itself is wrong (no schema id, an id the registry does not have, bytes that
+    /// do not decode): it is quarantined.
+    Invalid(String),
+    /// Something it needs is down (the store behind the registry): the batch is retried, the
+    /// record never quarantined.
+    Unavailable(String),
+}
+
+impl std::fmt::Display for RawError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Invalid(m) | Self::Unavailable(m) => f.write_str(m),
+        }
     }
 }
 
@@ -326,10 +353,11 @@ pub async fn process(
 }
 
 /// Decodes and maps a batch: the CPU-bound half of [`process`], which touches neither the bus
-/// nor the store.
+/// nor the store (but the registry's, for a schema id seen for the first time).
 ///
 /// # Errors
-/// The mapping set is unusable or names a schema it does not have (a bug): retry the batch.
+/// The mapping set is unusable or names a schema it does not have (a bug), or the registry's
+/// store cannot be read: retry the batch.
 pub fn map_batch(
     ctx: &WorkerContext,
     decoder: &mut RawDecoder,
@@ -347,7 +375,12 @@ pub fn map_batch(
         stats.consumed.fetch_add(1, Ordering::Relaxed);
         let (source, row) = match decoder.decode(&d.record.value) {
             Ok(x) => x,
-            Err(e) => {
+            // Nothing of the batch is committed: it is read again once the store is back (a
+            // store that went away is never a reason to quarantine).
+            Err(RawError::Unavailable(reason)) => {
+                return Err(format!("reading a raw record's schema: {reason}"));
+            }
+            Err(RawError::Invalid(e)) => {
                 let source = Source {
                     connector: d.topic.clone(),
                     table: String::new(),

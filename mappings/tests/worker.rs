@@ -100,6 +100,49 @@ async fn publish_raw(bus: &dyn Bus, registry: &Registry, topic: &str, rows: &[So
     bus.publish(topic, records).await.unwrap();
 }
 
+/// A raw record the store cannot give the schema of is a reason to retry, never to quarantine:
+/// the mapping worker's decoder says `Unavailable` (the worker then fails the batch, which is read
+/// again from its committed offsets); an id the registry does not have is `Invalid`.
+#[tokio::test]
+async fn a_schema_the_store_cannot_read_is_retried_not_quarantined() {
+    use diesel::RunQueryDsl as _;
+    use ledgerbridge_mappings::worker::{RawDecoder, RawError};
+    let store = TestStore::sqlite();
+    let registry = Registry::new(store.store.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path().join("log"), EmbeddedLogOptions::default()).unwrap();
+    publish_raw(&log, &registry, "raw.sample-mall", &[row(1, "1,000", "01")]).await;
+    let record = log
+        .read("raw.sample-mall", 0, 0, 1)
+        .await
+        .unwrap()
+        .remove(0)
+        .record;
+    let mut unknown = record.value.clone();
+    unknown[1..5].copy_from_slice(&999u32.to_be_bytes());
+    assert!(
+        matches!(RawDecoder::new(registry.clone()).decode(&unknown), Err(RawError::Invalid(m)) if m.contains("999")),
+        "an id the registry does not have"
+    );
+    // The store fails the registry's read (its table gone, as good as a store that is down).
+    diesel::sql_query("ALTER TABLE registry_schemas RENAME TO registry_schemas_away")
+        .execute(&mut *store.store.conn().unwrap())
+        .unwrap();
+    let mut decoder = RawDecoder::new(registry.clone());
+    let failed = decoder.decode(&record.value);
+    assert!(
+        matches!(&failed, Err(RawError::Unavailable(m)) if m.contains("registry_schemas")),
+        "{failed:?}"
+    );
+    // Back: the same decoder reads it.
+    diesel::sql_query("ALTER TABLE registry_schemas_away RENAME TO registry_schemas")
+        .execute(&mut *store.store.conn().unwrap())
+        .unwrap();
+    let (source, row) = decoder.decode(&record.value).unwrap();
+    assert_eq!(source.key, "1");
+    assert_eq!(row["declared_amt"], json!("1,000"));
+}
+
 fn sample_spec() -> &'static str {
     SAMPLE_SPECS
         .iter()
