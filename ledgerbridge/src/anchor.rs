@@ -12,6 +12,7 @@ use std::time::Duration;
 use ledgerbridge_bus::{Bus, Delivered};
 use ledgerbridge_ledger::{Ledger, NewEntry, Prepared};
 use ledgerbridge_mappings::avro::{CanonicalAvro, Transcoded};
+use ledgerbridge_mappings::worker::Unreadable;
 use ledgerbridge_mappings::{CanonicalSchema, Mappings};
 use ledgerbridge_registry::Registry;
 use ledgerbridge_store::{NewQuarantined, Store};
@@ -146,24 +147,6 @@ impl Decoders {
         Err(invalid(format!(
             "schema {id} is no version of {event_type} this node knows"
         )))
-    }
-}
-
-/// Why a canonical record could not be read.
-#[derive(Debug)]
-pub(crate) enum Unreadable {
-    /// The record itself is wrong (no schema id, a schema this node does not know, bytes that do
-    /// not decode): quarantine it.
-    Invalid(String),
-    /// Something it needs is down (the store behind the registry): retry, never quarantine.
-    Unavailable(String),
-}
-
-impl std::fmt::Display for Unreadable {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Invalid(m) | Self::Unavailable(m) => f.write_str(m),
-        }
     }
 }
 

@@ -15,7 +15,8 @@ use ledgerbridge_monitoring::Monitor;
 use ledgerbridge_registry::Registry;
 use ledgerbridge_store::{Store, StoredAlert};
 
-use crate::anchor::{Decoders, Unreadable};
+use crate::anchor::Decoders;
+use ledgerbridge_mappings::worker::Unreadable;
 
 const STATE_KEY: &str = "monitor.state";
 const SAVE_EVERY: Duration = Duration::from_secs(10);

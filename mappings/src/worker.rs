@@ -92,19 +92,19 @@ impl RawDecoder {
         }
     }
 
-    fn shape(&mut self, id: u32) -> Result<Arc<RawCodec>, RawError> {
+    fn shape(&mut self, id: u32) -> Result<Arc<RawCodec>, Unreadable> {
         if let Some(s) = self.shapes.get(&id) {
             return Ok(Arc::clone(s));
         }
         let text = self.registry.schema(i64::from(id)).map_err(|e| match e {
             // The store behind the registry is down: the record is fine, try again later.
             ledgerbridge_registry::RegistryError::Store(_) => {
-                RawError::Unavailable(format!("schema {id}: {e}"))
+                Unreadable::Unavailable(format!("schema {id}: {e}"))
             }
-            other => RawError::Invalid(format!("schema {id}: {other}")),
+            other => Unreadable::Invalid(format!("schema {id}: {other}")),
         })?;
         let shape = Arc::new(
-            RawCodec::new(&text).map_err(|e| RawError::Invalid(format!("schema {id}: {e}")))?,
+            RawCodec::new(&text).map_err(|e| Unreadable::Invalid(format!("schema {id}: {e}")))?,
         );
         self.shapes.insert(id, Arc::clone(&shape));
         Ok(shape)
@@ -113,31 +113,31 @@ impl RawDecoder {
     /// The source block and the row (by source column name) of a raw record.
     ///
     /// # Errors
-    /// [`RawError::Invalid`]: bad framing, an unknown schema id, or a datum that does not
-    /// decode; [`RawError::Unavailable`]: the registry's store cannot be read.
-    pub fn decode(&mut self, bytes: &[u8]) -> Result<(Source, Map<String, J>), RawError> {
-        let id = crate::avro::schema_id(bytes).map_err(|e| RawError::Invalid(e.to_string()))?;
+    /// [`Unreadable::Invalid`]: bad framing, an unknown schema id, or a datum that does not
+    /// decode; [`Unreadable::Unavailable`]: the registry's store cannot be read.
+    pub fn decode(&mut self, bytes: &[u8]) -> Result<(Source, Map<String, J>), Unreadable> {
+        let id = crate::avro::schema_id(bytes).map_err(|e| Unreadable::Invalid(e.to_string()))?;
         let shape = self.shape(id)?;
         shape
             .read(&bytes[ledgerbridge_registry::framing::FRAME..])
             .map_err(|e| {
-                RawError::Invalid(format!("the record does not decode with schema {id}: {e}"))
+                Unreadable::Invalid(format!("the record does not decode with schema {id}: {e}"))
             })
     }
 }
 
-/// Why a raw record could not be read.
+/// Why a record (a raw record here, a canonical one in the anchoring worker) could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RawError {
-    /// The record itself is wrong (no schema id, an id the registry does not have, bytes that
-    /// do not decode): it is quarantined.
+pub enum Unreadable {
+    /// The record itself is wrong (no schema id, an id the registry does not have or a schema
+    /// the node does not know, bytes that do not decode): it is quarantined.
     Invalid(String),
     /// Something it needs is down (the store behind the registry): the batch is retried, the
     /// record never quarantined.
     Unavailable(String),
 }
 
-impl std::fmt::Display for RawError {
+impl std::fmt::Display for Unreadable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Invalid(m) | Self::Unavailable(m) => f.write_str(m),
@@ -377,10 +377,10 @@ pub fn map_batch(
             Ok(x) => x,
             // Nothing of the batch is committed: it is read again once the store is back (a
             // store that went away is never a reason to quarantine).
-            Err(RawError::Unavailable(reason)) => {
+            Err(Unreadable::Unavailable(reason)) => {
                 return Err(format!("reading a raw record's schema: {reason}"));
             }
-            Err(RawError::Invalid(e)) => {
+            Err(Unreadable::Invalid(e)) => {
                 let source = Source {
                     connector: d.topic.clone(),
                     table: String::new(),

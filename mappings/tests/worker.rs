@@ -106,7 +106,7 @@ async fn publish_raw(bus: &dyn Bus, registry: &Registry, topic: &str, rows: &[So
 #[tokio::test]
 async fn a_schema_the_store_cannot_read_is_retried_not_quarantined() {
     use diesel::RunQueryDsl as _;
-    use ledgerbridge_mappings::worker::{RawDecoder, RawError};
+    use ledgerbridge_mappings::worker::{RawDecoder, Unreadable};
     let store = TestStore::sqlite();
     let registry = Registry::new(store.store.clone());
     let dir = tempfile::tempdir().unwrap();
@@ -121,7 +121,7 @@ async fn a_schema_the_store_cannot_read_is_retried_not_quarantined() {
     let mut unknown = record.value.clone();
     unknown[1..5].copy_from_slice(&999u32.to_be_bytes());
     assert!(
-        matches!(RawDecoder::new(registry.clone()).decode(&unknown), Err(RawError::Invalid(m)) if m.contains("999")),
+        matches!(RawDecoder::new(registry.clone()).decode(&unknown), Err(Unreadable::Invalid(m)) if m.contains("999")),
         "an id the registry does not have"
     );
     // The store fails the registry's read (its table gone, as good as a store that is down).
@@ -131,7 +131,7 @@ async fn a_schema_the_store_cannot_read_is_retried_not_quarantined() {
     let mut decoder = RawDecoder::new(registry.clone());
     let failed = decoder.decode(&record.value);
     assert!(
-        matches!(&failed, Err(RawError::Unavailable(m)) if m.contains("registry_schemas")),
+        matches!(&failed, Err(Unreadable::Unavailable(m)) if m.contains("registry_schemas")),
         "{failed:?}"
     );
     // Back: the same decoder reads it.

@@ -418,6 +418,22 @@ fn insert_entries(c: &mut AnyConnection, rows: &[EntryRow<'_>]) -> Result<()> {
     Ok(())
 }
 
+/// A stored payload decrypted, its commitment salt taken off; `None` when its nonce, ciphertext
+/// or subject key is gone (erased).
+fn opened(
+    channel: &str,
+    event_id: &str,
+    nonce: Option<Vec<u8>>,
+    ciphertext: Option<Vec<u8>>,
+    key: Option<Vec<u8>>,
+) -> Result<Option<Vec<u8>>> {
+    let (Some(nonce), Some(ciphertext), Some(key)) = (nonce, ciphertext, key) else {
+        return Ok(None);
+    };
+    let plain = payload::open(&key, channel, event_id, &nonce, &ciphertext)?;
+    Ok(Some(plain.get(32..).unwrap_or_default().to_vec()))
+}
+
 /// The payload of `e` (after its commitment salt) encrypted under `key`.
 fn seal(
     key: &[u8],
@@ -1154,12 +1170,10 @@ impl Ledger {
             ))
             .first::<(Option<Vec<u8>>, Option<Vec<u8>>, Vec<u8>)>(&mut *conn)
             .optional()?;
-        let row = row.and_then(|(nonce, ct, key)| Some((nonce?, ct?, key)));
-        row.map(|(nonce, ct, key)| {
-            let plain = payload::open(&key, channel, event_id, &nonce, &ct)?;
-            Ok(plain.get(32..).unwrap_or_default().to_vec())
+        Ok(match row {
+            Some((nonce, ct, key)) => opened(channel, event_id, nonce, ct, Some(key))?,
+            None => None,
         })
-        .transpose()
     }
 
     /// The canonical payloads of the entries from index `from` on, `limit` at most, in index
@@ -1197,17 +1211,10 @@ impl Ledger {
             )>(&mut *conn)?;
         rows.into_iter()
             .map(|(idx, event_id, nonce, ct, key)| {
-                let plain = match (nonce, ct, key) {
-                    (Some(nonce), Some(ct), Some(key)) => {
-                        let plain = payload::open(&key, channel, &event_id, &nonce, &ct)?;
-                        Some(plain.get(32..).unwrap_or_default().to_vec())
-                    }
-                    _ => None,
-                };
                 Ok(StoredPayload {
                     index: to_u64(idx),
+                    payload: opened(channel, &event_id, nonce, ct, key)?,
                     event_id,
-                    payload: plain,
                 })
             })
             .collect()
