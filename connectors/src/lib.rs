@@ -252,8 +252,9 @@ pub enum SinkError {
 /// Where the runtime takes the chunks of a pass.
 #[async_trait]
 pub trait Sink: Send {
-    /// Publishes `batch` durably, then stores its offset. Returns an error when the pass must
-    /// end (the source returns it as it is).
+    /// Publishes `batch` durably, then hands its offset over to be stored (beside the pass; at
+    /// the latest when the pass ends). Returns an error when the pass must end (the source
+    /// returns it as it is).
     ///
     /// # Errors
     /// [`SinkError`].

@@ -137,16 +137,21 @@ async fn run(opts: &PipelineBench) -> Result<()> {
 
     // Peak: the backlog through every stage.
     let started = Instant::now();
-    let connectors = Connectors::start(
-        ConnectorContext {
-            bus: Arc::clone(&bus),
-            store: store.clone(),
-            registry: SchemaRegistry::Local(registry.clone()),
-            topic_prefix: prefix.clone(),
-        },
-        &config.connectors,
-    );
-    let mapper = tokio::spawn(ledgerbridge_mappings::worker::run(
+    // As in a node: the connector and the mapping worker below the anchoring worker's priority.
+    let upstream = crate::lanes::Lane::lowered("upstream", crate::lanes::UPSTREAM_NICE)?;
+    let connectors = {
+        let _on_lane = upstream.handle().enter();
+        Connectors::start(
+            ConnectorContext {
+                bus: Arc::clone(&bus),
+                store: store.clone(),
+                registry: SchemaRegistry::Local(registry.clone()),
+                topic_prefix: prefix.clone(),
+            },
+            &config.connectors,
+        )
+    };
+    let mapper = upstream.spawn(ledgerbridge_mappings::worker::run(
         mappings.worker_context(),
         stopped.clone(),
     ));
@@ -186,6 +191,7 @@ async fn run(opts: &PipelineBench) -> Result<()> {
     connectors.shutdown().await;
     let _ = mapper.await;
     let _ = anchor.await;
+    drop(upstream);
 
     // The limit: the same bus passing records of the raw records' size through (publish, read).
     let raw_topic = format!("{prefix}raw.sample-mall");

@@ -7,6 +7,7 @@ mod bench_mapping;
 mod bench_pipeline;
 mod cli;
 mod integrity;
+mod lanes;
 mod legacy;
 mod monitor;
 mod node;

@@ -172,15 +172,21 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
             })
             .collect();
     }
-    let connectors = Arc::new(ledgerbridge_connectors::Connectors::start(
-        connector_ctx,
-        &connector_configs,
-    ));
+    // Connectors and the mapping worker run below the anchoring worker's priority
+    // (`crate::lanes`).
+    let upstream = crate::lanes::Lane::lowered("upstream", crate::lanes::UPSTREAM_NICE)?;
+    let connectors = {
+        let _on_lane = upstream.handle().enter();
+        Arc::new(ledgerbridge_connectors::Connectors::start(
+            connector_ctx,
+            &connector_configs,
+        ))
+    };
     let mappings = Arc::new(open_mappings(&config, &store, &bus, &registry).await?);
     let (stop_mapper, mapper_stopped) = tokio::sync::watch::channel(false);
     let mapper = (config.mappings.worker && roles.contains(&Role::Mapper)).then(|| {
         let ctx = mappings.worker_context();
-        tokio::spawn(async move {
+        upstream.spawn(async move {
             if let Err(e) = ledgerbridge_mappings::worker::run(ctx, mapper_stopped).await {
                 tracing::error!("the mapping worker stopped: {e}");
             }
@@ -321,6 +327,7 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
             stop_within(deadline, name, task).await;
         }
     }
+    drop(upstream);
     let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });
     let published = tokio::time::timeout(
         Duration::from_secs(5),

@@ -21,6 +21,15 @@ url = "sqlite:{path}"
     )
 }
 
+/// Connector `mall` on the `mall_orders` table of the database at `path`.
+fn mall_orders(path: &std::path::Path) -> ledgerbridge_config::connectors::ConnectorConfig {
+    let tables = r#"
+[[connectors.database.tables]]
+name = "mall_orders"
+"#;
+    connector(&config("mall", &path.display().to_string(), tables))
+}
+
 fn legacy(path: &std::path::Path, rows: i64) -> rusqlite::Connection {
     let c = rusqlite::Connection::open(path).expect("open");
     c.execute_batch(
@@ -50,12 +59,8 @@ async fn snapshot_incremental_and_bad_values_through_the_runtime() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("legacy.db");
     let c = legacy(&path, 250);
-    let tables = r#"
-[[connectors.database.tables]]
-name = "mall_orders"
-"#;
     let node = Node::new();
-    let cfg = connector(&config("mall", &path.display().to_string(), tables));
+    let cfg = mall_orders(&path);
     let connectors = Connectors::start(node.ctx.clone(), &[cfg]);
     wait_rows(&connectors, "mall", 250).await;
     // Legacy data in the wrong storage class: text in a BIGINT column.
@@ -171,4 +176,70 @@ timestamp_column = "updated_at"
             .contains("no SQLite file at /nonexistent/legacy.db"),
         "{missing}"
     );
+}
+
+/// The store's writer is shared with the ledger, whose appends hold it for a while: chunks keep
+/// flowing meanwhile, and the pass ends only once the newest offset is stored, so a restart
+/// publishes nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_flow_while_the_store_writer_is_busy_and_the_pass_stores_the_newest_offset() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("legacy.db");
+    let c = legacy(&path, 50);
+    let node = Node::new();
+    let cfg = mall_orders(&path);
+    let connectors = Connectors::start(node.ctx.clone(), std::slice::from_ref(&cfg));
+    wait_rows(&connectors, "mall", 50).await;
+    let stored = |store: &ledgerbridge_store::Store| {
+        store
+            .connector_offset("mall", "mall_orders")
+            .expect("offset")
+            .expect("stored")
+    };
+    let first = stored(&node.ctx.store);
+
+    // 200 more rows (two chunks of 100) while another writer holds the store.
+    let held = node.ctx.store.writer().expect("writer");
+    for i in 50..250 {
+        c.execute(
+            "INSERT INTO mall_orders (order_no, consignee_nm, item_value_krw) VALUES (?1, 'x', 1)",
+            [format!("ORD{i:06}")],
+        )
+        .expect("insert");
+    }
+    let topic = node.ctx.raw_topic("mall");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while node.ctx.bus.end_offset(&topic, 0).await.expect("end") < 250 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chunks waited for the store's writer"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        stored(&node.ctx.store),
+        first,
+        "no write got past the held writer"
+    );
+    assert_ne!(
+        connectors.status("mall").expect("status").state,
+        State::Idle,
+        "the pass waits for its offset before it ends"
+    );
+    drop(held);
+    wait_rows(&connectors, "mall", 250).await;
+    let last = stored(&node.ctx.store);
+    assert!(last.contains("250"), "the newest chunk's offset: {last}");
+    connectors.shutdown().await;
+
+    // A restart reads from there: one new row, and nothing published again.
+    c.execute(
+        "INSERT INTO mall_orders (order_no, consignee_nm, item_value_krw) VALUES ('ORDZ', 'z', 1)",
+        [],
+    )
+    .expect("insert");
+    let connectors = Connectors::start(node.ctx.clone(), &[cfg]);
+    wait_rows(&connectors, "mall", 1).await;
+    assert_eq!(node.ctx.bus.end_offset(&topic, 0).await.expect("end"), 251);
+    connectors.shutdown().await;
 }
