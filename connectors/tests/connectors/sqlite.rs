@@ -198,8 +198,10 @@ async fn chunks_flow_while_the_store_writer_is_busy_and_the_pass_stores_the_newe
     };
     let first = stored(&node.ctx.store);
 
-    // 200 more rows (two chunks of 100) while another writer holds the store.
+    // 200 more rows in one transaction (one pass, two chunks of 100) while another writer holds
+    // the store.
     let held = node.ctx.store.writer().expect("writer");
+    c.execute_batch("BEGIN").expect("begin");
     for i in 50..250 {
         c.execute(
             "INSERT INTO mall_orders (order_no, consignee_nm, item_value_krw) VALUES (?1, 'x', 1)",
@@ -207,12 +209,14 @@ async fn chunks_flow_while_the_store_writer_is_busy_and_the_pass_stores_the_newe
         )
         .expect("insert");
     }
+    c.execute_batch("COMMIT").expect("commit");
     let topic = node.ctx.raw_topic("mall");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while node.ctx.bus.end_offset(&topic, 0).await.expect("end") < 250 {
         assert!(
             std::time::Instant::now() < deadline,
-            "the chunks waited for the store's writer"
+            "the chunks waited for the store's writer: {:?}",
+            connectors.status("mall")
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
