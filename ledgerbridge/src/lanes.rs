@@ -28,8 +28,8 @@ fn set_nice(nice: i32) {
     }
 }
 
-/// A runtime whose threads (two workers, as the node's own runtime, and its blocking pool) run
-/// at a lower priority. Dropping it cancels what still runs on it, so the node waits for its
+/// A runtime whose threads (two workers, one per core of the smallest supported machine, and its
+/// blocking pool) run at a lower priority. Dropping it cancels what still runs on it, so the node waits for its
 /// stages first.
 pub(crate) struct Lane {
     runtime: Option<tokio::runtime::Runtime>,
