@@ -1,7 +1,8 @@
 //! The loop of a consuming stage (the mapping and anchoring workers): each batch has a CPU-bound
 //! half (decode, map or route: no I/O) and a durable half (publish, append, quarantine). While
-//! batch n's durable half runs on a spawned task, batch n+1's CPU half runs in place; durable
-//! halves stay serial and in order, batch n's offsets are committed only once its durable half
+//! batch n's durable half runs on a spawned task, batch n+1's CPU half runs in place (the stage
+//! keeps looking for batch n+1 until it comes or batch n's durable half ends, so records that
+//! arrive late are not held behind it); durable halves stay serial and in order, batch n's offsets are committed only once its durable half
 //! returned, and any failure drops everything read after the last commit and reads it again
 //! (at least once: the stages downstream are idempotent or keyed).
 
@@ -38,6 +39,11 @@ async fn settle(consumer: &mut dyn Consumer, pending: &mut Option<InFlight>) -> 
     task.await.map_err(|e| e.to_string())??;
     commit_batch(consumer, &batch).await;
     Ok(())
+}
+
+/// Whether a durable half is in flight and not finished yet.
+fn running(pending: Option<&InFlight>) -> bool {
+    pending.is_some_and(|(task, _)| !task.is_finished())
 }
 
 /// Runs CPU-bound work from an async task: on a multi-threaded runtime the thread hands its other
@@ -92,6 +98,9 @@ impl Stage {
                 _ = stop.changed() => break,
             };
             let outcome = match batch {
+                // While the durable half runs, keep looking for the next batch, so that its CPU
+                // half overlaps the durable one even when records arrive after the first look.
+                Ok(batch) if batch.is_empty() && running(pending.as_ref()) => Ok(()),
                 Ok(batch) if batch.is_empty() => settle(&mut *consumer, &mut pending).await,
                 Ok(batch) => {
                     let started = std::time::Instant::now();
