@@ -2,9 +2,10 @@
 //! half (decode, map or route: no I/O) and a durable half (publish, append, quarantine). While
 //! batch n's durable half runs on a spawned task, batch n+1's CPU half runs in place (the stage
 //! keeps looking for batch n+1 until it comes or batch n's durable half ends, so records that
-//! arrive late are not held behind it); durable halves stay serial and in order, batch n's offsets are committed only once its durable half
-//! returned, and any failure drops everything read after the last commit and reads it again
-//! (at least once: the stages downstream are idempotent or keyed).
+//! arrive late are not held behind it); durable halves stay serial and in order, batch n's
+//! offsets are committed only once its durable half returned, and any failure drops everything
+//! read after the last commit and reads it again (at least once: the stages downstream are
+//! idempotent or keyed).
 
 use std::future::Future;
 use std::sync::Arc;
