@@ -191,7 +191,7 @@ async fn run(opts: &PipelineBench) -> Result<()> {
     connectors.shutdown().await;
     let _ = mapper.await;
     let _ = anchor.await;
-    drop(upstream);
+    upstream.shutdown(Duration::from_secs(5)).await;
 
     // The limit: the same bus passing records of the raw records' size through (publish, read).
     let raw_topic = format!("{prefix}raw.sample-mall");

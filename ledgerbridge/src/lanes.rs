@@ -29,8 +29,8 @@ fn set_nice(nice: i32) {
 }
 
 /// A runtime whose threads (two workers, one per core of the smallest supported machine, and its
-/// blocking pool) run at a lower priority. Dropping it cancels what still runs on it, so the node waits for its
-/// stages first.
+/// blocking pool) run at a lower priority. `shutdown` gives its blocking work a grace to end;
+/// dropping it cancels what still runs on it at once. The node waits for its stages first.
 pub(crate) struct Lane {
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
@@ -60,6 +60,21 @@ impl Lane {
     /// (the connectors' start) spawn there.
     pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         &self.handle
+    }
+
+    /// Stops the lane: its tasks are cancelled, and blocking work still running on it (a
+    /// connector's read, the mapping worker's last delivery) gets up to `grace` to end, as the
+    /// node's main runtime gives its own.
+    pub(crate) async fn shutdown(mut self, grace: std::time::Duration) {
+        if let Some(runtime) = self.runtime.take() {
+            // A runtime cannot be shut down with a wait from async code; a blocking thread can.
+            if tokio::task::spawn_blocking(move || runtime.shutdown_timeout(grace))
+                .await
+                .is_err()
+            {
+                tracing::warn!("the upstream lane's shutdown did not finish");
+            }
+        }
     }
 
     /// Runs `work` on the lane.
@@ -107,6 +122,32 @@ mod tests {
             current_nice(),
             before,
             "the caller's own priority is untouched"
+        );
+    }
+
+    #[test]
+    fn a_lane_shut_down_gives_its_blocking_work_the_grace_to_end() {
+        let lane = Lane::lowered("lane-stop", 0).unwrap();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let flag = std::sync::Arc::clone(&done);
+        drop(lane.spawn(async move {
+            tokio::task::spawn_blocking(move || {
+                started_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+            .await
+        }));
+        started_rx.recv().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        runtime.block_on(lane.shutdown(std::time::Duration::from_secs(5)));
+        assert!(
+            done.load(std::sync::atomic::Ordering::SeqCst),
+            "the blocking work was abandoned"
         );
     }
 }

@@ -327,7 +327,7 @@ async fn serve(config: Config, mode: Mode, roles: &[Role]) -> Result<()> {
             stop_within(deadline, name, task).await;
         }
     }
-    drop(upstream);
+    upstream.shutdown(Duration::from_secs(5)).await;
     let stopped = serde_json::json!({ "node": config.node.id, "pid": std::process::id() });
     let published = tokio::time::timeout(
         Duration::from_secs(5),
