@@ -218,7 +218,7 @@ impl CustomizeConnection<AnyConnection, diesel::r2d2::Error> for SqlitePragmas {
             // written by consecutive batches reaches the file once). A memory map was measured
             // too: no faster, and 60 % more resident memory.
             // Checkpoints run on the store's own thread (`Checkpointer`); a writer checkpoints
-            // only past 20,000 WAL pages (80 MiB), should that thread fall behind.
+            // only past 20,000 WAL pages (160 MiB of 8 KiB pages), should that thread fall behind.
             c.batch_execute(
                 "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
                  PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY; \
@@ -250,8 +250,15 @@ impl Store {
         diesel::SqliteConnection::establish(url)
             .map_err(|e| e.to_string())
             .and_then(|mut c| {
-                c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL;")
-                    .map_err(|e| e.to_string())
+                // Pages of 8 KiB for a new database (the size is fixed once it is written, so an
+                // existing one keeps its own): fewer B-tree levels, page-cache look-ups and WAL
+                // frames per entry than with the 4 KiB default, for the ledger's rows of about
+                // 1 KiB (`bench pipeline`: docs/benchmarks.md).
+                c.batch_execute(
+                    "PRAGMA busy_timeout = 10000; PRAGMA page_size = 8192; \
+                     PRAGMA journal_mode = WAL;",
+                )
+                .map_err(|e| e.to_string())
             })
             .map_err(|e| connect(format!("{}: {e}", path.display())))?;
         let manager = ConnectionManager::<AnyConnection>::new(url);

@@ -79,3 +79,36 @@ fn urls_are_redacted() {
         "postgres://u@h/db"
     );
 }
+
+/// The page size in the header of a SQLite database file (bytes 16–17, big-endian).
+fn page_size(path: &std::path::Path) -> u16 {
+    let header = std::fs::read(path).unwrap();
+    u16::from_be_bytes([header[16], header[17]])
+}
+
+#[test]
+fn a_new_sqlite_store_has_8_kib_pages_and_an_older_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = dir.path().join("new.sqlite3");
+    drop(Store::open_sqlite(&new).unwrap());
+    assert_eq!(page_size(&new), 8192);
+
+    // A store created before with SQLite's default of 4 KiB: the page size of a database in WAL
+    // mode cannot change, so it is left as it is and the store opens and works as before.
+    let old = dir.path().join("old.sqlite3");
+    {
+        use diesel::Connection as _;
+        use diesel::connection::SimpleConnection as _;
+        let mut c = diesel::SqliteConnection::establish(old.to_str().unwrap()).unwrap();
+        c.batch_execute(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE before (a INTEGER);",
+        )
+        .unwrap();
+    }
+    {
+        let store = Store::open_sqlite(&old).unwrap();
+        store.set_meta("k", "v").unwrap();
+        assert_eq!(store.meta("k").unwrap().as_deref(), Some("v"));
+    }
+    assert_eq!(page_size(&old), 4096);
+}
