@@ -1430,13 +1430,11 @@ mod tests {
             0_usize..3,
         )
             .prop_map(|(secs, micros, digits)| {
+                // 0, 3 or 6 fraction digits, written as the decoder writes them (`AutoSi`: a
+                // millisecond value with 6 digits, `.013000`, would come back as `.013`).
+                let micros = micros - micros % [1_000_000, 1_000, 1][digits];
                 let t = DateTime::from_timestamp(secs, micros * 1_000).unwrap();
-                let format = [
-                    SecondsFormat::Secs,
-                    SecondsFormat::Millis,
-                    SecondsFormat::Micros,
-                ];
-                t.to_rfc3339_opts(format[digits], true)
+                t.to_rfc3339_opts(SecondsFormat::AutoSi, true)
             })
     }
 
